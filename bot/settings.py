@@ -1,0 +1,94 @@
+"""Process settings, read once from the environment at start-up.
+
+Every token is a ``SecretStr`` so it never prints by accident; ``secret_values()`` hands the
+real values to the redactor so that they can be scrubbed from anything the bot emits.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_LINEAR_API_URL = "https://api.linear.app/graphql"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message is one line naming the variable."""
+
+
+class Settings(BaseSettings):
+    """The bot's environment. Field names map to upper-case variables (``SLACK_BOT_TOKEN``)."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    slack_bot_token: SecretStr | None = Field(None, description="Bot token (xoxb-...).")
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="Signing secret used to verify requests from Slack."
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, description="App-level token (xapp-...) for Socket Mode."
+    )
+    slack_api_url: str = Field(DEFAULT_SLACK_API_URL, description="Slack Web API base URL.")
+    hokusai_config: Path = Field(Path("hokusai.yml"), description="Path of hokusai.yml.")
+    hokusai_db: Path = Field(Path("hokusai.db"), description="Path of the incident log.")
+    hokusai_env: str | None = Field(None, description="Environment diagnosed by default.")
+    linear_api_key: SecretStr | None = Field(None, description="Linear API key.")
+    linear_api_url: str = Field(DEFAULT_LINEAR_API_URL, description="Linear GraphQL endpoint.")
+    jira_base_url: str | None = Field(None, description="Jira Cloud site, https://x.atlassian.net")
+    jira_email: str | None = Field(None, description="Jira account e-mail for API tokens.")
+    jira_api_token: SecretStr | None = Field(None, description="Jira API token.")
+
+    @field_validator("slack_api_url", "linear_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value if value.endswith("/") or "graphql" in value else value + "/"
+
+    @field_validator("jira_base_url")
+    @classmethod
+    def _jira_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    def secret_values(self) -> list[str]:
+        """The raw values of every secret this process holds, for the redactor."""
+        values = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                values.append(value.get_secret_value())
+        return values
+
+    def require(self, *names: str) -> None:
+        """Fail with one line naming the first of ``names`` that is not set.
+
+        Example: ``settings.require("slack_bot_token", "slack_signing_secret")`` before serving.
+        """
+        for name in names:
+            value = getattr(self, name)
+            if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
+                raise SettingsError(f"{name.upper()} is not set")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, turning validation errors into one line.
+
+    Raises:
+        SettingsError: naming the variable and what is wrong with it.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise SettingsError(f"{name} is invalid: {first['msg']}") from None
+
+
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
