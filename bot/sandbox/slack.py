@@ -1,0 +1,1257 @@
+"""A local stand-in for Slack: Web API, response URLs, file uploads and Socket Mode.
+
+The real Bolt app and the real slack_sdk clients talk to it over loopback HTTP exactly as they
+would talk to Slack, so tests and ``hokusai demo`` exercise the same code paths as production.
+It runs in its own daemon thread with its own event loop, which makes it usable from sync
+tests, async tests on any loop, and the demo alike.
+
+Example::
+
+    with SlackStandIn(bot_token=token) as slack:
+        client = AsyncWebClient(token=token, base_url=slack.api_url)
+        await client.chat_postMessage(channel="C0INCIDENT", text="hello")
+        assert slack.messages("C0INCIDENT")[0]["text"] == "hello"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+import json
+import logging
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import WSMsgType, web
+
+__all__ = [
+    "APP_ID",
+    "BOT_ID",
+    "BOT_USER_ID",
+    "DEFAULT_CHANNEL_ID",
+    "DEFAULT_CHANNEL_NAME",
+    "TEAM_ID",
+    "RecordedCall",
+    "SlackStandIn",
+    "UploadedFile",
+]
+
+logger = logging.getLogger(__name__)
+
+TEAM_ID = "T0HOKUSAI"
+TEAM_DOMAIN = "hokusai-sandbox"
+BOT_USER_ID = "U0HOKUSAI"
+BOT_ID = "B0HOKUSAI"
+APP_ID = "A0HOKUSAI"
+DEFAULT_CHANNEL_ID = "C0INCIDENT"
+DEFAULT_CHANNEL_NAME = "incidents"
+RESPONSE_URL_LIMIT = 5
+"""Slack accepts five posts to one response_url; the stand-in refuses the sixth the same way."""
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_JSON_STRING_FIELDS = frozenset(
+    {"blocks", "attachments", "view", "files", "metadata", "unfurls", "outputs"}
+)
+_CHANNEL_NAME_MAX = 80
+_CHANNEL_NAME_ALLOWED = re.compile(r"^[a-z0-9_-]+$")
+_STOP_TIMEOUT = 10.0
+
+
+class _SlackError(Exception):
+    """A Web API answer of ``{"ok": false, "error": ...}``."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+@dataclass(frozen=True)
+class RecordedCall:
+    """One request the stand-in received: a Web API method or a response_url post."""
+
+    method: str
+    args: dict[str, Any]
+    token: str | None
+    at: float
+    key: str | None = None
+    """The response_url key, for ``method == "response_url"``; None otherwise."""
+
+
+@dataclass
+class UploadedFile:
+    """A file uploaded through the files.uploadV2 steps."""
+
+    id: str
+    name: str
+    title: str | None
+    content: bytes = b""
+    channel: str | None = None
+    thread_ts: str | None = None
+    initial_comment: str | None = None
+    uploaded: bool = field(default=False, repr=False)
+
+
+@dataclass
+class _Fault:
+    status: int
+    error: str
+    retry_after: int | None
+    remaining: int
+
+
+@dataclass
+class _ResponseUrl:
+    key: str
+    channel: str | None
+    user: str | None
+    message_ts: str | None
+    posts: int = 0
+
+
+class SlackStandIn:
+    """A Slack Web API and Socket Mode server on loopback that records and answers like Slack.
+
+    Args:
+        host: loopback address to bind (only loopback is allowed).
+        port: port to bind; 0 picks a free one.
+        bot_token: when set, Web API calls with any other token answer ``invalid_auth``.
+        app_token: when set, ``apps.connections.open`` only accepts this app-level token.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        bot_token: str | None = None,
+        app_token: str | None = None,
+    ) -> None:
+        if host not in _LOOPBACK_HOSTS:
+            raise ValueError(f"the Slack stand-in binds loopback only, not {host!r}")
+        self.host = host
+        self._requested_port = port
+        self._bot_token = bot_token
+        self._app_token = app_token
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._sockets: list[web.WebSocketResponse] = []
+        self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._open_sockets = 0
+        self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            "api.test": self._api_test,
+            "auth.test": self._auth_test,
+            "chat.postMessage": self._chat_post_message,
+            "chat.update": self._chat_update,
+            "chat.delete": self._chat_delete,
+            "chat.postEphemeral": self._chat_post_ephemeral,
+            "chat.getPermalink": self._chat_get_permalink,
+            "views.open": self._views_open,
+            "views.push": self._views_open,
+            "views.update": self._views_update,
+            "views.publish": self._views_publish,
+            "conversations.info": self._conversations_info,
+            "conversations.create": self._conversations_create,
+            "conversations.invite": self._conversations_invite,
+            "conversations.join": self._conversations_join,
+            "conversations.history": self._conversations_history,
+            "conversations.replies": self._conversations_replies,
+            "users.info": self._users_info,
+            "reactions.add": self._reactions_add,
+            "files.getUploadURLExternal": self._files_get_upload_url,
+            "files.completeUploadExternal": self._files_complete_upload,
+            "apps.connections.open": self._apps_connections_open,
+        }
+        self._reset_state()
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def start(self) -> SlackStandIn:
+        """Start serving in a daemon thread; returns self once the port is listening."""
+        if self._thread is not None:
+            raise RuntimeError("the Slack stand-in is already running")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def serve() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._open())
+            except BaseException as exc:
+                failure.append(exc)
+                loop.close()
+                ready.set()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=serve, name="slack-standin", daemon=True)
+        self._thread.start()
+        if not ready.wait(_STOP_TIMEOUT) or failure:
+            self._thread.join(_STOP_TIMEOUT)
+            self._thread = None
+            self._loop = None
+            if failure:
+                raise failure[0]
+            raise TimeoutError("the Slack stand-in did not start within 10 s")
+        return self
+
+    def stop(self) -> None:
+        """Close sockets, stop the server and join its thread; safe to call twice."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        if loop.is_running():
+            closing = asyncio.run_coroutine_threadsafe(self._close(), loop)
+            try:
+                closing.result(_STOP_TIMEOUT)
+            except Exception:
+                logger.exception("the Slack stand-in did not shut down cleanly")
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(_STOP_TIMEOUT)
+        self._thread = None
+        self._loop = None
+        self._port = None
+
+    def __enter__(self) -> SlackStandIn:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    async def _open(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/api/{method}", self._handle_api)
+        app.router.add_post("/response/{key}", self._handle_response_url)
+        app.router.add_post("/upload/{file_id}", self._handle_upload)
+        app.router.add_get("/socket-mode", self._handle_socket)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self._requested_port))
+        self._port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock, shutdown_timeout=1.0).start()
+
+    async def _close(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=1001, message=b"stand-in stopping")
+        for future in self._pending_acks.values():
+            if not future.done():
+                future.cancel()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ---------------------------------------------------------------- addresses
+
+    @property
+    def port(self) -> int:
+        """The port the stand-in listens on (after start)."""
+        if self._port is None:
+            raise RuntimeError("the Slack stand-in is not running; call start() first")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    @property
+    def api_url(self) -> str:
+        """The Web API base URL for ``SLACK_API_URL`` / ``base_url=``; ends with ``/api/``."""
+        return self.base_url + "api/"
+
+    @property
+    def socket_url(self) -> str:
+        """The WebSocket URL ``apps.connections.open`` hands out."""
+        return "ws" + self.base_url.removeprefix("http") + "socket-mode"
+
+    def response_url(
+        self,
+        key: str,
+        *,
+        channel: str | None = None,
+        user: str | None = None,
+        message_ts: str | None = None,
+    ) -> str:
+        """A response_url on the stand-in; posts to it are recorded as method ``response_url``.
+
+        Given ``channel``, posts also change the channel the way Slack shows them:
+        ``response_type: in_channel`` adds a message, ``replace_original`` / ``delete_original``
+        change the message at ``message_ts``, anything else becomes an ephemeral for ``user``.
+        """
+        with self._lock:
+            self._response_urls[key] = _ResponseUrl(key, channel, user, message_ts)
+        return f"{self.base_url}response/{quote(key, safe='')}"
+
+    # ---------------------------------------------------------------- recorded calls
+
+    @property
+    def calls(self) -> list[RecordedCall]:
+        """Every request received so far, oldest first."""
+        with self._lock:
+            return list(self._calls)
+
+    def calls_to(self, method: str, *, key: str | None = None) -> list[RecordedCall]:
+        """The calls to one method (and, for ``response_url``, one key)."""
+        with self._lock:
+            return [c for c in self._calls if _matches(c, method, key)]
+
+    def responses(self, key: str | None = None) -> list[dict[str, Any]]:
+        """The bodies posted to response URLs (to one key, if given)."""
+        return [c.args for c in self.calls_to("response_url", key=key)]
+
+    def clear(self) -> None:
+        """Forget the recorded calls; channels, messages and files stay."""
+        with self._lock:
+            self._calls.clear()
+
+    def reset(self) -> None:
+        """Forget everything: calls, faults, messages, files, views; channels back to default."""
+        with self._lock:
+            self._reset_state()
+
+    def wait_for(
+        self, method: str, count: int = 1, timeout: float = 5.0, *, key: str | None = None
+    ) -> list[RecordedCall]:
+        """Block until ``count`` calls to ``method`` arrived; returns all calls to it so far.
+
+        Raises:
+            TimeoutError: naming what did arrive, so a failing test says what the bot did.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                found = [c for c in self._calls if _matches(c, method, key)]
+                if len(found) >= count:
+                    return found
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(self._wait_failure(method, count, timeout, len(found)))
+                self._changed.wait(remaining)
+
+    async def wait_for_async(
+        self, method: str, count: int = 1, timeout: float = 5.0, *, key: str | None = None
+    ) -> list[RecordedCall]:
+        """``wait_for`` without blocking the caller's event loop (where the bot may run)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.calls_to(method, key=key)
+            if len(found) >= count:
+                return found
+            if time.monotonic() >= deadline:
+                raise TimeoutError(self._wait_failure(method, count, timeout, len(found)))
+            await asyncio.sleep(0.01)
+
+    def _wait_failure(self, method: str, count: int, timeout: float, got: int) -> str:
+        arrived = ", ".join(_describe(c) for c in self.calls[-20:]) or "nothing"
+        hint = ""
+        if _caller_has_running_loop():
+            hint = " (called from a running event loop: use wait_for_async if the bot runs on it)"
+        return (
+            f"expected {count} call(s) to {method} within {timeout}s, got {got}{hint}; "
+            f"calls received: {arrived}"
+        )
+
+    # ---------------------------------------------------------------- workspace model
+
+    def add_channel(
+        self, channel_id: str, name: str, *, is_member: bool = True, is_private: bool = False
+    ) -> dict[str, Any]:
+        """Preload a channel (replacing one with the same id); returns its conversations.info."""
+        with self._lock:
+            channel = _new_channel(channel_id, name, is_member=is_member, is_private=is_private)
+            self._channels[channel_id] = channel
+            self._messages.setdefault(channel_id, [])
+            return copy.deepcopy(channel)
+
+    def channel(self, ref: str) -> dict[str, Any] | None:
+        """A channel by id, name or ``#name``, as conversations.info shows it; None if unknown."""
+        with self._lock:
+            channel = self._find_channel(ref)
+            return copy.deepcopy(channel) if channel else None
+
+    @property
+    def channels(self) -> list[dict[str, Any]]:
+        """All channels the workspace has, in creation order."""
+        with self._lock:
+            return copy.deepcopy(list(self._channels.values()))
+
+    def messages(self, channel: str) -> list[dict[str, Any]]:
+        """The channel's messages in ts order, as they stand after updates and deletes.
+
+        Each has ``ts``, ``text``, ``blocks``, ``attachments``, ``thread_ts``, ``user``,
+        ``bot_id``, ``files`` and ``updated`` (how many times chat.update changed it).
+        """
+        with self._lock:
+            found = self._find_channel(channel)
+            channel_id = found["id"] if found else channel
+            return copy.deepcopy(sorted(self._messages.get(channel_id, []), key=_ts_key))
+
+    def ephemeral_messages(
+        self, channel: str | None = None, user: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Ephemeral messages (chat.postEphemeral and ephemeral response_url posts)."""
+        with self._lock:
+            return copy.deepcopy(
+                [
+                    m
+                    for m in self._ephemeral
+                    if (channel is None or m["channel"] == channel)
+                    and (user is None or m["user"] == user)
+                ]
+            )
+
+    @property
+    def files(self) -> list[UploadedFile]:
+        """Files whose upload was completed (files.completeUploadExternal), oldest first."""
+        with self._lock:
+            return list(self._files)
+
+    @property
+    def views(self) -> list[dict[str, Any]]:
+        """Modals opened and App Home views published: ``{id, kind, user_id, view}``."""
+        with self._lock:
+            return copy.deepcopy(list(self._views.values()))
+
+    def home_view(self, user_id: str) -> dict[str, Any] | None:
+        """The App Home view last published for a user, or None."""
+        with self._lock:
+            homes = [v for v in self._views.values() if v["kind"] == "home"]
+            for view in reversed(homes):
+                if view["user_id"] == user_id:
+                    return copy.deepcopy(view["view"])
+            return None
+
+    # ---------------------------------------------------------------- fault injection
+
+    def fail_next(
+        self,
+        method: str,
+        *,
+        status: int | None = None,
+        retry_after: int = 1,
+        error: str | None = None,
+        times: int = 1,
+    ) -> None:
+        """Make the next ``times`` calls to ``method`` fail.
+
+        - no ``status`` and no ``error``: HTTP 429 with ``Retry-After: retry_after``,
+          ``{"ok": false, "error": "ratelimited"}`` (Slack's rate limit answer);
+        - ``error`` only: HTTP 200 with ``{"ok": false, "error": error}``;
+        - ``status`` given: that HTTP status (429 adds ``Retry-After``) with ``error`` or a
+          default error in the body.
+
+        ``method`` may be ``"response_url"`` or ``"upload"`` too.
+        """
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        if status is None:
+            status = 200 if error is not None else 429
+        default_error = {200: "fatal_error", 429: "ratelimited"}.get(status, "internal_error")
+        fault = _Fault(
+            status=status,
+            error=error or default_error,
+            retry_after=retry_after if status == 429 else None,
+            remaining=times,
+        )
+        with self._lock:
+            self._faults.setdefault(method, []).append(fault)
+
+    def _take_fault(self, method: str) -> _Fault | None:
+        queue = self._faults.get(method)
+        if not queue:
+            return None
+        fault = queue[0]
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            queue.pop(0)
+        return fault
+
+    # ---------------------------------------------------------------- Socket Mode
+
+    def socket_connected(self, timeout: float = 5.0) -> bool:
+        """Block until a Socket Mode client is connected; True, or TimeoutError."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._open_sockets == 0:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    opened = len(self.calls_to("apps.connections.open"))
+                    raise TimeoutError(
+                        f"no Socket Mode client connected within {timeout}s; "
+                        f"apps.connections.open calls: {opened}"
+                    )
+                self._changed.wait(remaining)
+            return True
+
+    async def socket_connected_async(self, timeout: float = 5.0) -> bool:
+        """``socket_connected`` without blocking the caller's event loop."""
+        deadline = time.monotonic() + timeout
+        while self.socket_count == 0:
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no Socket Mode client connected within {timeout}s")
+            await asyncio.sleep(0.01)
+        return True
+
+    @property
+    def socket_count(self) -> int:
+        """How many Socket Mode connections are open."""
+        with self._lock:
+            return self._open_sockets
+
+    @property
+    def acks(self) -> list[dict[str, Any]]:
+        """Every ack a Socket Mode client sent, oldest first."""
+        with self._lock:
+            return copy.deepcopy(self._acks)
+
+    def send_envelope(
+        self,
+        type_: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool | None = None,
+        retry_attempt: int | None = None,
+        retry_reason: str | None = None,
+        envelope_id: str | None = None,
+        timeout: float = 5.0,
+    ) -> dict[str, Any]:
+        """Push an envelope to the connected Socket Mode client and block until its ack.
+
+        Args:
+            type_: ``slash_commands``, ``interactive`` or ``events_api``.
+            payload: what Slack would put in the envelope (see ``bot.sandbox.signing``).
+            accepts_response_payload: default True, except False for ``events_api``.
+            retry_attempt, retry_reason: mark a redelivery (Bolt sees them as
+                ``x-slack-retry-num`` / ``x-slack-retry-reason`` headers).
+            envelope_id: reuse an id to redeliver the same envelope; a new one by default.
+            timeout: seconds to wait for a client and then for its ack.
+
+        Returns:
+            The ack: ``{"envelope_id": ..., "payload": {...}}`` (payload only when the listener
+            acked with content).
+
+        Call ``send_envelope_async`` instead when the bot runs on the caller's event loop.
+        """
+        envelope = _envelope(
+            type_, payload, accepts_response_payload, retry_attempt, retry_reason, envelope_id
+        )
+        loop = self._running_loop()
+        pushed = asyncio.run_coroutine_threadsafe(self._push_envelope(envelope, timeout), loop)
+        try:
+            return pushed.result(timeout + 5)
+        except TimeoutError as exc:
+            pushed.cancel()
+            if _caller_has_running_loop():
+                raise TimeoutError(
+                    f"{exc} (called from a running event loop: use send_envelope_async if the "
+                    "bot runs on it)"
+                ) from None
+            raise
+
+    async def send_envelope_async(
+        self,
+        type_: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool | None = None,
+        retry_attempt: int | None = None,
+        retry_reason: str | None = None,
+        envelope_id: str | None = None,
+        timeout: float = 5.0,
+    ) -> dict[str, Any]:
+        """``send_envelope`` for callers on an event loop (any loop, including the bot's)."""
+        envelope = _envelope(
+            type_, payload, accepts_response_payload, retry_attempt, retry_reason, envelope_id
+        )
+        loop = self._running_loop()
+        pushed = asyncio.run_coroutine_threadsafe(self._push_envelope(envelope, timeout), loop)
+        return await asyncio.wrap_future(pushed)
+
+    def send_disconnect(self, reason: str = "refresh_requested") -> None:
+        """Ask connected clients to reconnect, as Slack does before it recycles a socket."""
+        message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "standin"}}
+        asyncio.run_coroutine_threadsafe(self._broadcast(message), self._running_loop()).result(
+            _STOP_TIMEOUT
+        )
+
+    async def _broadcast(self, message: dict[str, Any]) -> None:
+        for ws in list(self._sockets):
+            if not ws.closed:
+                await ws.send_json(message)
+
+    async def _push_envelope(self, envelope: dict[str, Any], timeout: float) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        ws = await self._open_socket(deadline, timeout)
+        envelope_id = envelope["envelope_id"]
+        ack: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._pending_acks[envelope_id] = ack
+        try:
+            await ws.send_json(envelope)
+            return await asyncio.wait_for(ack, max(deadline - loop.time(), 0.01))
+        except TimeoutError:
+            raise TimeoutError(
+                f"no ack for {envelope['type']} envelope {envelope_id} within {timeout}s "
+                f"(Bolt sends none when no listener acks); acks received: {len(self._acks)}"
+            ) from None
+        finally:
+            if self._pending_acks.get(envelope_id) is ack:
+                del self._pending_acks[envelope_id]
+
+    async def _open_socket(self, deadline: float, timeout: float) -> web.WebSocketResponse:
+        loop = asyncio.get_running_loop()
+        while True:
+            open_sockets = [ws for ws in self._sockets if not ws.closed]
+            if open_sockets:
+                return open_sockets[-1]
+            if loop.time() >= deadline:
+                raise TimeoutError(f"no Socket Mode client connected within {timeout}s")
+            await asyncio.sleep(0.01)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or not self._loop.is_running():
+            raise RuntimeError("the Slack stand-in is not running; call start() first")
+        return self._loop
+
+    # ---------------------------------------------------------------- HTTP handlers
+
+    async def _handle_api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        args, parse_error = await _read_args(request)
+        token = _bearer_token(request) or args.pop("token", None)
+        args.pop("token", None)
+        with self._changed:
+            self._record(RecordedCall(method, args, token, time.time()))
+            fault = self._take_fault(method)
+            if fault is None:
+                answer = self._answer(method, args, token, parse_error)
+        if fault is not None:
+            return _fault_response(fault)
+        return web.json_response(answer)
+
+    def _answer(
+        self, method: str, args: dict[str, Any], token: str | None, parse_error: str | None
+    ) -> dict[str, Any]:
+        handler = self._methods.get(method)
+        try:
+            if parse_error:
+                raise _SlackError(parse_error)
+            if handler is None:
+                raise _SlackError("unknown_method")
+            self._check_token(method, token)
+            answer = handler(args)
+        except _SlackError as exc:
+            return {"ok": False, "error": exc.error}
+        return {"ok": True, **answer}
+
+    def _check_token(self, method: str, token: str | None) -> None:
+        if method == "apps.connections.open":
+            if not token:
+                raise _SlackError("not_authed")
+            if not token.startswith("xapp-"):
+                raise _SlackError("not_allowed_token_type")
+            if self._app_token is not None and token != self._app_token:
+                raise _SlackError("invalid_auth")
+            return
+        if self._bot_token is None:
+            return
+        if not token:
+            raise _SlackError("not_authed")
+        if token != self._bot_token:
+            raise _SlackError("invalid_auth")
+
+    async def _handle_response_url(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        args, parse_error = await _read_args(request)
+        with self._changed:
+            self._record(RecordedCall("response_url", args, None, time.time(), key=key))
+            fault = self._take_fault("response_url")
+            if fault is None:
+                binding = self._response_urls.setdefault(key, _ResponseUrl(key, None, None, None))
+                binding.posts += 1
+                if parse_error:
+                    return web.Response(status=400, text=parse_error)
+                if binding.posts > RESPONSE_URL_LIMIT:
+                    return web.Response(status=404, text="used_url")
+                self._apply_response(binding, args)
+        if fault is not None:
+            return _fault_response(fault)
+        return web.Response(text="ok")
+
+    async def _handle_upload(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        content = await request.read()
+        with self._changed:
+            fault = self._take_fault("upload")
+            if fault is None:
+                pending = self._pending_files.get(file_id)
+                if pending is None:
+                    return web.Response(status=404, text="file not found")
+                pending.content = content
+                pending.uploaded = True
+                self._changed.notify_all()
+        if fault is not None:
+            return _fault_response(fault)
+        return web.Response(text=f"OK - {len(content)}")
+
+    async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
+        # autoping answers the SDK's "sdk-ping-pong:<time>" pings with matching pongs.
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        with self._changed:
+            self._sockets.append(ws)
+            self._open_sockets += 1
+            self._changed.notify_all()
+        try:
+            await ws.send_json(
+                {
+                    "type": "hello",
+                    "num_connections": len(self._sockets),
+                    "debug_info": {
+                        "host": "applink-standin",
+                        "build_number": 1,
+                        "approximate_connection_time": 18060,
+                    },
+                    "connection_info": {"app_id": APP_ID},
+                }
+            )
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self._receive_ack(message.data)
+        finally:
+            with self._changed:
+                self._sockets.remove(ws)
+                self._open_sockets -= 1
+                self._changed.notify_all()
+        return ws
+
+    def _receive_ack(self, data: str) -> None:
+        try:
+            ack = json.loads(data)
+        except ValueError:
+            logger.warning("Socket Mode client sent a message that is not JSON")
+            return
+        if not isinstance(ack, dict) or "envelope_id" not in ack:
+            return
+        with self._changed:
+            self._acks.append(ack)
+            self._changed.notify_all()
+        pending = self._pending_acks.pop(ack["envelope_id"], None)
+        if pending is not None and not pending.done():
+            pending.set_result(ack)
+
+    # ---------------------------------------------------------------- state
+
+    def _reset_state(self) -> None:
+        self._calls: list[RecordedCall] = []
+        self._faults: dict[str, list[_Fault]] = {}
+        self._channels: dict[str, dict[str, Any]] = {}
+        self._messages: dict[str, list[dict[str, Any]]] = {}
+        self._ephemeral: list[dict[str, Any]] = []
+        self._views: dict[str, dict[str, Any]] = {}
+        self._pending_files: dict[str, UploadedFile] = {}
+        self._files: list[UploadedFile] = []
+        self._response_urls: dict[str, _ResponseUrl] = {}
+        self._acks: list[dict[str, Any]] = []
+        self._ts_counter = itertools.count(1)
+        self._id_counter = itertools.count(1)
+        self.add_channel(DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_NAME)
+
+    def _record(self, call: RecordedCall) -> None:
+        self._calls.append(call)
+        self._changed.notify_all()
+
+    def _next_ts(self) -> str:
+        n = next(self._ts_counter)
+        return f"{1700000000 + n // 10000}.{(n % 10000) * 100:06d}"
+
+    def _next_id(self, prefix: str) -> str:
+        return f"{prefix}0{next(self._id_counter):08d}"
+
+    def _find_channel(self, ref: str) -> dict[str, Any] | None:
+        if ref in self._channels:
+            return self._channels[ref]
+        name = ref.removeprefix("#")
+        for channel in self._channels.values():
+            if channel["name"] == name:
+                return channel
+        return None
+
+    def _channel_for_post(self, ref: str | None) -> dict[str, Any]:
+        """The channel a message goes to; unknown ids are created so tests need no setup."""
+        if not ref:
+            raise _SlackError("channel_not_found")
+        channel = self._find_channel(ref)
+        if channel is None:
+            if ref.startswith("#"):
+                raise _SlackError("channel_not_found")
+            channel = _new_channel(ref, ref.lower(), is_member=True)
+            self._channels[ref] = channel
+            self._messages[ref] = []
+        if channel["is_archived"]:
+            raise _SlackError("is_archived")
+        return channel
+
+    def _existing_channel(self, ref: str | None) -> dict[str, Any]:
+        channel = self._find_channel(ref) if ref else None
+        if channel is None:
+            raise _SlackError("channel_not_found")
+        return channel
+
+    def _find_message(self, channel_id: str, ts: str | None) -> dict[str, Any]:
+        for message in self._messages.get(channel_id, []):
+            if message["ts"] == ts:
+                return message
+        raise _SlackError("message_not_found")
+
+    def _post(self, channel_id: str, args: dict[str, Any]) -> dict[str, Any]:
+        message = {
+            "type": "message",
+            "ts": self._next_ts(),
+            "channel": channel_id,
+            "text": args.get("text") or "",
+            "blocks": args.get("blocks") or [],
+            "attachments": args.get("attachments") or [],
+            "thread_ts": args.get("thread_ts") or None,
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "files": args.get("files") or [],
+            "metadata": args.get("metadata"),
+            "updated": 0,
+        }
+        self._messages.setdefault(channel_id, []).append(message)
+        return message
+
+    def _apply_response(self, binding: _ResponseUrl, body: dict[str, Any]) -> None:
+        if binding.channel is None:
+            return
+        channel = self._channel_for_post(binding.channel)
+        with_original = binding.message_ts is not None
+        if _truthy(body.get("delete_original")) and with_original:
+            self._messages[channel["id"]] = [
+                m for m in self._messages[channel["id"]] if m["ts"] != binding.message_ts
+            ]
+        elif _truthy(body.get("replace_original")) and with_original:
+            for message in self._messages[channel["id"]]:
+                if message["ts"] == binding.message_ts:
+                    _apply_update(message, body)
+        elif body.get("response_type") == "in_channel":
+            self._post(channel["id"], body)
+        else:
+            self._ephemeral.append(
+                _ephemeral(channel["id"], binding.user, body, self._next_ts(), via="response_url")
+            )
+
+    # ---------------------------------------------------------------- Web API methods
+
+    def _api_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"args": args}
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": f"https://{TEAM_DOMAIN}.slack.com/",
+            "team": "Hokusai",
+            "user": "hokusai",
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel_for_post(args.get("channel"))
+        if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+            raise _SlackError("no_text")
+        message = self._post(channel["id"], args)
+        return {"channel": channel["id"], "ts": message["ts"], "message": _public(message)}
+
+    def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._existing_channel(args.get("channel"))
+        message = self._find_message(channel["id"], args.get("ts"))
+        _apply_update(message, args)
+        return {
+            "channel": channel["id"],
+            "ts": message["ts"],
+            "text": message["text"],
+            "message": _public(message),
+        }
+
+    def _chat_delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._existing_channel(args.get("channel"))
+        message = self._find_message(channel["id"], args.get("ts"))
+        self._messages[channel["id"]].remove(message)
+        return {"channel": channel["id"], "ts": message["ts"]}
+
+    def _chat_post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel_for_post(args.get("channel"))
+        if not args.get("user"):
+            raise _SlackError("user_not_in_channel")
+        if not (args.get("text") or args.get("blocks") or args.get("attachments")):
+            raise _SlackError("no_text")
+        ts = self._next_ts()
+        self._ephemeral.append(_ephemeral(channel["id"], args["user"], args, ts, via="api"))
+        return {"message_ts": ts}
+
+    def _chat_get_permalink(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._existing_channel(args.get("channel"))
+        message = self._find_message(channel["id"], args.get("message_ts"))
+        link = f"https://{TEAM_DOMAIN}.slack.com/archives/{channel['id']}/p"
+        return {"channel": channel["id"], "permalink": link + message["ts"].replace(".", "")}
+
+    def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("trigger_id") or not isinstance(args.get("view"), dict):
+            raise _SlackError("invalid_arguments")
+        return {"view": self._store_view(self._next_id("V"), "modal", args.get("user_id"), args)}
+
+    def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(args.get("view"), dict):
+            raise _SlackError("invalid_arguments")
+        view_id = args.get("view_id")
+        if view_id is None:
+            external = args.get("external_id")
+            matching = [v for v in self._views.values() if v["view"].get("external_id") == external]
+            view_id = matching[-1]["id"] if external and matching else None
+        if view_id not in self._views:
+            raise _SlackError("not_found")
+        existing = self._views[view_id]
+        return {"view": self._store_view(view_id, existing["kind"], existing["user_id"], args)}
+
+    def _views_publish(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("user_id") or not isinstance(args.get("view"), dict):
+            raise _SlackError("invalid_arguments")
+        return {"view": self._store_view(self._next_id("V"), "home", args["user_id"], args)}
+
+    def _store_view(
+        self, view_id: str, kind: str, user_id: str | None, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        view = {
+            **args["view"],
+            "id": view_id,
+            "team_id": TEAM_ID,
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+            "type": args["view"].get("type", "modal" if kind == "modal" else "home"),
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{uuid.uuid4().hex[:8]}",
+        }
+        self._views[view_id] = {"id": view_id, "kind": kind, "user_id": user_id, "view": view}
+        return copy.deepcopy(view)
+
+    def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"channel": copy.deepcopy(self._existing_channel(args.get("channel")))}
+
+    def _conversations_create(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = args.get("name") or ""
+        _validate_channel_name(name)
+        if self._find_channel(name) is not None:
+            raise _SlackError("name_taken")
+        channel_id = self._next_id("C")
+        channel = _new_channel(
+            channel_id, name, is_member=True, is_private=_truthy(args.get("is_private"))
+        )
+        channel["creator"] = BOT_USER_ID
+        self._channels[channel_id] = channel
+        self._messages[channel_id] = []
+        return {"channel": copy.deepcopy(channel)}
+
+    def _conversations_invite(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._existing_channel(args.get("channel"))
+        users = [u for u in str(args.get("users") or "").split(",") if u.strip()]
+        if not users:
+            raise _SlackError("no_user")
+        for user in users:
+            if user.strip() not in channel["members"]:
+                channel["members"].append(user.strip())
+        return {"channel": copy.deepcopy(channel)}
+
+    def _conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._existing_channel(args.get("channel"))
+        channel["is_member"] = True
+        if BOT_USER_ID not in channel["members"]:
+            channel["members"].append(BOT_USER_ID)
+        return {"channel": copy.deepcopy(channel)}
+
+    def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._existing_channel(args.get("channel"))
+        top_level = [m for m in self._messages[channel["id"]] if m["thread_ts"] in (None, m["ts"])]
+        newest_first = sorted(top_level, key=_ts_key, reverse=True)
+        return {"messages": [_public(m) for m in newest_first], "has_more": False}
+
+    def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._existing_channel(args.get("channel"))
+        thread_ts = args.get("ts")
+        thread = [
+            m
+            for m in self._messages[channel["id"]]
+            if m["ts"] == thread_ts or m["thread_ts"] == thread_ts
+        ]
+        if not thread:
+            raise _SlackError("thread_not_found")
+        return {"messages": [_public(m) for m in sorted(thread, key=_ts_key)], "has_more": False}
+
+    def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user_id = args.get("user")
+        if not user_id:
+            raise _SlackError("user_not_found")
+        return {
+            "user": {
+                "id": user_id,
+                "team_id": TEAM_ID,
+                "name": user_id.lower(),
+                "real_name": user_id.lower(),
+                "tz": "UTC",
+                "is_bot": user_id == BOT_USER_ID,
+                "profile": {"display_name": user_id.lower()},
+            }
+        }
+
+    def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._existing_channel(args.get("channel"))
+        message = self._find_message(channel["id"], args.get("timestamp"))
+        message.setdefault("reactions", []).append(args.get("name"))
+        return {}
+
+    def _files_get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("filename") or not args.get("length"):
+            raise _SlackError("invalid_arguments")
+        file_id = self._next_id("F")
+        self._pending_files[file_id] = UploadedFile(
+            id=file_id, name=str(args["filename"]), title=None
+        )
+        return {"upload_url": f"{self.base_url}upload/{file_id}", "file_id": file_id}
+
+    def _files_complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
+        entries = args.get("files")
+        if not isinstance(entries, list) or not entries:
+            raise _SlackError("invalid_arguments")
+        pending = [self._pending_files.get(str(e.get("id"))) for e in entries]
+        if any(f is None or not f.uploaded for f in pending):
+            raise _SlackError("file_not_found")
+        channel_ref = args.get("channel_id") or (args.get("channels") or "").split(",")[0]
+        channel = self._channel_for_post(channel_ref) if channel_ref else None
+        completed: list[UploadedFile] = []
+        for entry, upload in zip(entries, pending, strict=True):
+            assert upload is not None
+            upload.title = entry.get("title") or upload.name
+            upload.channel = channel["id"] if channel else None
+            upload.thread_ts = args.get("thread_ts") or None
+            upload.initial_comment = args.get("initial_comment") or None
+            del self._pending_files[upload.id]
+            completed.append(upload)
+        self._files.extend(completed)
+        described = [_file_info(f) for f in completed]
+        if channel is not None:
+            self._post(
+                channel["id"],
+                {
+                    "text": args.get("initial_comment") or "",
+                    "thread_ts": args.get("thread_ts"),
+                    "files": described,
+                },
+            )
+        return {"files": described}
+
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"url": self.socket_url}
+
+
+# -------------------------------------------------------------------- helpers
+
+
+async def _read_args(request: web.Request) -> tuple[dict[str, Any], str | None]:
+    """Query, form or JSON arguments merged into one dict, JSON-string fields decoded."""
+    args: dict[str, Any] = dict(request.query)
+    error = None
+    if request.can_read_body:
+        if request.content_type == "application/json":
+            try:
+                body = await request.json()
+            except ValueError:
+                body, error = None, "invalid_json"
+            if isinstance(body, dict):
+                args.update(body)
+        else:
+            form = await request.post()
+            for name, value in form.items():
+                args[name] = value.file.read() if isinstance(value, web.FileField) else value
+    for name in _JSON_STRING_FIELDS & args.keys():
+        value = args[name]
+        if isinstance(value, str) and value[:1] in ("[", "{"):
+            try:
+                args[name] = json.loads(value)
+            except ValueError:
+                error = error or "invalid_arguments"
+    return args, error
+
+
+def _bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
+
+
+def _fault_response(fault: _Fault) -> web.Response:
+    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+    return web.json_response(
+        {"ok": False, "error": fault.error}, status=fault.status, headers=headers
+    )
+
+
+def _envelope(
+    type_: str,
+    payload: dict[str, Any],
+    accepts_response_payload: bool | None,
+    retry_attempt: int | None,
+    retry_reason: str | None,
+    envelope_id: str | None,
+) -> dict[str, Any]:
+    if accepts_response_payload is None:
+        accepts_response_payload = type_ != "events_api"
+    envelope: dict[str, Any] = {
+        "envelope_id": envelope_id or str(uuid.uuid4()),
+        "type": type_,
+        "payload": payload,
+        "accepts_response_payload": accepts_response_payload,
+    }
+    # Slack puts retry fields on every events_api envelope, and on others only when retrying.
+    if type_ == "events_api" or retry_attempt is not None:
+        envelope["retry_attempt"] = retry_attempt or 0
+        envelope["retry_reason"] = retry_reason or ""
+    return envelope
+
+
+def _new_channel(
+    channel_id: str, name: str, *, is_member: bool, is_private: bool = False
+) -> dict[str, Any]:
+    return {
+        "id": channel_id,
+        "name": name,
+        "is_channel": not is_private,
+        "is_group": is_private,
+        "is_private": is_private,
+        "is_archived": False,
+        "is_general": False,
+        "is_member": is_member,
+        "created": int(time.time()),
+        "creator": "U0ONCALL",
+        "topic": {"value": "", "creator": "", "last_set": 0},
+        "purpose": {"value": "", "creator": "", "last_set": 0},
+        "members": [BOT_USER_ID] if is_member else [],
+    }
+
+
+def _validate_channel_name(name: str) -> None:
+    """Slack's conversations.create name rules and the errors it answers with."""
+    if not name:
+        raise _SlackError("invalid_name_required")
+    if len(name) > _CHANNEL_NAME_MAX:
+        raise _SlackError("invalid_name_maxlength")
+    if not _CHANNEL_NAME_ALLOWED.match(name):
+        raise _SlackError("invalid_name_specials")
+    if not re.search(r"[a-z0-9]", name):
+        raise _SlackError("invalid_name_punctuation")
+
+
+def _apply_update(message: dict[str, Any], args: dict[str, Any]) -> None:
+    for name in ("text", "blocks", "attachments", "metadata"):
+        if name in args and args[name] is not None:
+            message[name] = args[name]
+    message["updated"] += 1
+
+
+def _ephemeral(
+    channel_id: str, user: str | None, args: dict[str, Any], ts: str, *, via: str
+) -> dict[str, Any]:
+    return {
+        "channel": channel_id,
+        "user": user,
+        "ts": ts,
+        "text": args.get("text") or "",
+        "blocks": args.get("blocks") or [],
+        "thread_ts": args.get("thread_ts") or None,
+        "via": via,
+    }
+
+
+def _public(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as the Web API shows it: no stand-in bookkeeping, no empty fields."""
+    shown = {
+        k: copy.deepcopy(v)
+        for k, v in message.items()
+        if k not in ("updated", "channel") and v not in (None, [])
+    }
+    shown.setdefault("text", "")
+    if message["updated"]:
+        shown["edited"] = {"user": BOT_USER_ID, "ts": message["ts"]}
+    return shown
+
+
+def _file_info(upload: UploadedFile) -> dict[str, Any]:
+    return {
+        "id": upload.id,
+        "name": upload.name,
+        "title": upload.title,
+        "size": len(upload.content),
+        "mimetype": "text/plain",
+        "user": BOT_USER_ID,
+    }
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes")
+    return bool(value)
+
+
+def _ts_key(message: dict[str, Any]) -> tuple[int, int]:
+    seconds, _, micros = message["ts"].partition(".")
+    return int(seconds), int(micros or 0)
+
+
+def _matches(call: RecordedCall, method: str, key: str | None) -> bool:
+    return call.method == method and (key is None or call.key == key)
+
+
+def _describe(call: RecordedCall) -> str:
+    details = []
+    for name in ("channel", "text", "response_type"):
+        value = call.args.get(name)
+        if value:
+            shown = str(value) if len(str(value)) <= 40 else str(value)[:37] + "..."
+            details.append(f"{name}={shown!r}")
+    if call.key:
+        details.insert(0, f"key={call.key!r}")
+    return f"{call.method}({', '.join(details)})"
+
+
+def _caller_has_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
