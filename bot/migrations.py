@@ -1,0 +1,164 @@
+"""The incident log's schema, as ordered sqlite-utils migrations.
+
+Each migration runs once per database (``_sqlite_migrations`` records it). Add a new function at
+the end to change the schema; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sqlite_utils import Database, Migrations
+
+MIGRATIONS = Migrations("hokusai.incidents")
+
+
+@MIGRATIONS()
+def m001_initial(db: Database) -> None:
+    """Incidents, diagnose runs, findings, timeline, tickets, runbooks, dedupe keys, leases."""
+    db.table("incidents").create(
+        {
+            "id": int,
+            "title": str,
+            "severity": int,
+            "status": str,
+            "channel_id": str,
+            "origin_channel_id": str,
+            "commander": str,
+            "started_at": str,
+            "resolved_at": str,
+            "last_summary_at": str,
+        },
+        pk="id",
+        not_null={"title", "severity", "status", "channel_id", "started_at"},
+    )
+    # One open incident per channel, enforced by the database so two processes cannot race.
+    db.execute(
+        "CREATE UNIQUE INDEX idx_incidents_open_channel ON incidents(channel_id) "
+        "WHERE status != 'resolved'"
+    )
+    db.table("incidents").create_index(["status", "started_at"])
+
+    db.table("diagnose_runs").create(
+        {
+            "id": int,
+            "incident_id": int,
+            "channel": str,
+            "env": str,
+            "scopes": str,
+            "started_at": str,
+            "duration_ms": int,
+            "first_failure_id": str,
+            "first_failure_layer": str,
+            "classification": str,
+            "verdict": str,
+            "requested_by": str,
+            "request_key": str,
+        },
+        pk="id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    db.table("diagnose_runs").create_index(["incident_id", "id"])
+    db.table("diagnose_runs").create_index(["started_at"])
+    db.execute(
+        "CREATE UNIQUE INDEX idx_diagnose_runs_request_key ON diagnose_runs(request_key) "
+        "WHERE request_key IS NOT NULL"
+    )
+
+    db.table("findings").create(
+        {
+            "id": int,
+            "run_id": int,
+            "incident_id": int,
+            "at": str,
+            "check_id": str,
+            "layer": str,
+            "status": str,
+            "classification": str,
+            "summary": str,
+            "evidence": str,
+            "hint": str,
+            "duration_ms": int,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "diagnose_runs", "id"), ("incident_id", "incidents", "id")],
+    )
+    # The summary's "latest finding per check" query walks this index only.
+    db.table("findings").create_index(["incident_id", "check_id", "run_id"])
+    db.table("findings").create_index(["run_id"])
+
+    db.table("timeline").create(
+        {
+            "id": int,
+            "incident_id": int,
+            "at": str,
+            "actor": str,
+            "kind": str,
+            "text": str,
+            "ref": str,
+        },
+        pk="id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    db.table("timeline").create_index(["incident_id", "at"])
+
+    db.table("ticket_links").create(
+        {
+            "incident_id": int,
+            "provider": str,
+            "key": str,
+            "title": str,
+            "url": str,
+            "status": str,
+            "done": int,
+            "linked_at": str,
+            "linked_by": str,
+            "check_ids": str,
+        },
+        pk=("incident_id", "provider", "key"),
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+
+    db.table("runbook_sessions").create(
+        {
+            "id": int,
+            "incident_id": int,
+            "runbook_id": str,
+            "channel": str,
+            "message_ts": str,
+            "state": str,
+            "version": int,
+            "started_at": str,
+            "updated_at": str,
+            "updated_by": str,
+        },
+        pk="id",
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    db.table("runbook_sessions").create_index(["incident_id"])
+    db.table("runbook_sessions").create_index(["channel", "message_ts"])
+
+    db.table("handled_requests").create({"key": str, "at": str}, pk="key")
+    db.table("summary_leases").create(
+        {"name": str, "incident_id": int, "holder": str, "expires_at": str}, pk="name"
+    )
+
+
+def apply_migrations(db: Database) -> list[str]:
+    """Apply pending migrations under one write lock; returns the names applied.
+
+    ``BEGIN IMMEDIATE`` makes a second process starting at the same moment wait for the first
+    instead of racing it to ``CREATE TABLE``; each migration nests as a savepoint.
+    """
+    pending = [m.name for m in MIGRATIONS.pending(db)]
+    if not pending:
+        return []
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        applied = [m.name for m in MIGRATIONS.pending(db)]
+        MIGRATIONS.apply(db)
+        db.execute("COMMIT")
+    except (sqlite3.Error, ValueError):
+        db.rollback()
+        raise
+    return applied
