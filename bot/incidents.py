@@ -97,6 +97,16 @@ def _started_at(value: Any, now: datetime | None) -> str:
     return to_ts(parsed or _now(now))
 
 
+def _hints(report: Any) -> dict[str, str]:
+    """Hints by check id from a report's outcomes (its ``to_json()`` leaves them out)."""
+    hints = {}
+    for outcome in getattr(report, "outcomes", None) or []:
+        hint = getattr(getattr(outcome, "result", None), "hint", None)
+        if hint:
+            hints[outcome.id] = hint
+    return hints
+
+
 def _loads(value: str | None, default: Any) -> Any:
     if value is None or value == "":
         return default
@@ -681,6 +691,8 @@ class IncidentStore:
         retry never records the findings twice.
         """
         data = report.to_json() if hasattr(report, "to_json") else dict(report)
+        hints = _hints(report)
+        recorded = to_ts(_now(now))
         first = data.get("first_failure") or {}
         checks = data.get("checks") or []
         started = _started_at(data.get("started_at"), now)
@@ -717,14 +729,14 @@ class IncidentStore:
                         {
                             "run_id": run_id,
                             "incident_id": incident_id,
-                            "at": started,
+                            "at": recorded,
                             "check_id": check.get("id"),
                             "layer": check.get("layer"),
                             "status": str(check.get("status")),
                             "classification": check.get("classification"),
                             "summary": check.get("summary"),
                             "evidence": check.get("evidence") or {},
-                            "hint": check.get("hint"),
+                            "hint": check.get("hint") or hints.get(check.get("id")),
                             "duration_ms": check.get("duration_ms"),
                         },
                     )
@@ -740,7 +752,7 @@ class IncidentStore:
                         "timeline",
                         {
                             "incident_id": incident_id,
-                            "at": started,
+                            "at": recorded,
                             "actor": requested_by,
                             "kind": "diagnose",
                             "text": f"Diagnose: {len(checks)} checks, {where}. "

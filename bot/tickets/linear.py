@@ -1,0 +1,166 @@
+"""Linear over its GraphQL API: ``issueCreate``, ``commentCreate`` and ``issue(id:)``.
+
+Personal API keys go in the ``Authorization`` header as they are (no ``Bearer``). Linear reports
+most failures as GraphQL ``errors`` with ``extensions.type`` (``authentication_error``,
+``ratelimited``...), sometimes with HTTP 200, so both the status and the body are checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from bot.tickets.base import (
+    DEFAULT_TIMEOUT,
+    Ticket,
+    TrackerError,
+    error_for_status,
+    retry_after,
+    transport_error,
+)
+
+_ISSUE_FIELDS = "id identifier title url state { name type }"
+ISSUE_CREATE = (
+    "mutation IssueCreate($input: IssueCreateInput!) { issueCreate(input: $input) "
+    f"{{ success issue {{ {_ISSUE_FIELDS} }} }} }}"
+)
+COMMENT_CREATE = (
+    "mutation CommentCreate($input: CommentCreateInput!) { commentCreate(input: $input) "
+    "{ success comment { id } } }"
+)
+ISSUE_GET = f"query Issue($id: String!) {{ issue(id: $id) {{ {_ISSUE_FIELDS} }} }}"
+TEAMS = "query Teams { teams(first: 1) { nodes { id key name } } }"
+
+# Workflow state types Linear counts as finished work.
+DONE_STATE_TYPES = frozenset({"completed", "canceled"})
+
+
+class LinearProvider:
+    """Tickets in Linear. ``team_id`` picks the team new issues go to (default: the first)."""
+
+    name = "linear"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        url: str = "https://api.linear.app/graphql",
+        team_id: str | None = None,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._api_key = api_key
+        self.url = url
+        self.team_id = team_id
+        self.timeout = timeout
+
+    async def _call(self, query: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
+        headers = {"Authorization": self._api_key, "Content-Type": "application/json"}
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                response = await client.post(
+                    self.url, json={"query": query, "variables": variables}, headers=headers
+                )
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self.name, what) from None
+        body: dict[str, Any] = {}
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if errors:
+            raise _graphql_error(errors, response, what)
+        failure = error_for_status(response, self.name, what)
+        if failure:
+            raise failure
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise TrackerError(
+                "unavailable", f"Linear sent an unreadable answer ({what})", provider=self.name
+            )
+        return data
+
+    async def _team(self) -> str:
+        if self.team_id:
+            return self.team_id
+        data = await self._call(TEAMS, {}, "find a team")
+        nodes = (data.get("teams") or {}).get("nodes") or []
+        if not nodes:
+            raise TrackerError(
+                "invalid",
+                "Linear has no team to file issues in; set incidents.linear_team_id",
+                provider=self.name,
+            )
+        self.team_id = nodes[0]["id"]
+        return self.team_id
+
+    async def create(self, title: str, body: str) -> Ticket:
+        """File an issue; returns it with its identifier (``ENG-123``) as the key."""
+        team = await self._team()
+        data = await self._call(
+            ISSUE_CREATE,
+            {"input": {"teamId": team, "title": title, "description": body}},
+            "create an issue",
+        )
+        result = data.get("issueCreate") or {}
+        if not result.get("success") or not result.get("issue"):
+            raise TrackerError("invalid", "Linear did not create the issue", provider=self.name)
+        return _ticket(result["issue"])
+
+    async def comment(self, key: str, body: str) -> None:
+        """Comment on the issue ``key`` (identifier or id)."""
+        issue = await self._issue(key)
+        data = await self._call(
+            COMMENT_CREATE, {"input": {"issueId": issue["id"], "body": body}}, f"comment on {key}"
+        )
+        if not (data.get("commentCreate") or {}).get("success"):
+            raise TrackerError(
+                "invalid", f"Linear did not add the comment to {key}", provider=self.name
+            )
+
+    async def get(self, key: str) -> Ticket:
+        """The issue ``key`` with its workflow state; done when completed or canceled."""
+        return _ticket(await self._issue(key))
+
+    async def _issue(self, key: str) -> dict[str, Any]:
+        data = await self._call(ISSUE_GET, {"id": key}, f"read {key}")
+        issue = data.get("issue")
+        if not issue:
+            raise TrackerError("not_found", f"Linear has no issue {key}", provider=self.name)
+        return issue
+
+
+def _ticket(issue: dict[str, Any]) -> Ticket:
+    state = issue.get("state") or {}
+    return Ticket(
+        key=issue.get("identifier") or issue["id"],
+        title=issue.get("title") or "",
+        url=issue.get("url"),
+        status=state.get("name"),
+        done=(state.get("type") or "").lower() in DONE_STATE_TYPES,
+        provider="linear",
+    )
+
+
+def _graphql_error(
+    errors: list[dict[str, Any]], response: httpx.Response, what: str
+) -> TrackerError:
+    first = errors[0] if errors else {}
+    ext = first.get("extensions") or {}
+    kind_text = f"{ext.get('type', '')} {ext.get('code', '')}".lower()
+    message = str(first.get("message") or "")
+    if "authentication" in kind_text or "forbidden" in kind_text or response.status_code == 401:
+        return TrackerError(
+            "auth", f"Linear refused the API key while trying to {what}", provider="linear"
+        )
+    if "ratelimit" in kind_text or response.status_code == 429:
+        return TrackerError(
+            "rate_limited",
+            f"Linear is rate limiting us; retry {retry_after(response)} ({what})",
+            provider="linear",
+        )
+    if "not found" in message.lower() or "not_found" in kind_text:
+        return TrackerError("not_found", f"Linear has no such issue ({what})", provider="linear")
+    detail = ext.get("userPresentableMessage") or message or "unknown error"
+    return TrackerError("invalid", f"Linear could not {what}: {detail}", provider="linear")
