@@ -38,6 +38,7 @@ __all__ = [
     "BOT_USER_ID",
     "DEFAULT_CHANNEL_ID",
     "DEFAULT_CHANNEL_NAME",
+    "TEAM_DOMAIN",
     "TEAM_ID",
     "RecordedCall",
     "SlackStandIn",
