@@ -38,7 +38,8 @@ class PublicEndpoint(_Model):
 
 class DnsSettings(_Model):
     nameservers: list[str] = Field(
-        default_factory=list, description='Resolvers to ask; empty: the system resolver. "ip:port" works.'
+        default_factory=list,
+        description='Resolvers to ask; empty: the system resolver. "ip:port" works.',
     )
 
     @field_validator("nameservers")
@@ -68,7 +69,9 @@ class Route(_Model):
     path: str = Field(description="Path pattern that must reach `service`, e.g. /api/mlflow/*")
     service: str = Field(description="ECS service that must answer this path.")
     probe: str = Field(description="A read-only request path that exercises the route.")
-    protected: bool = Field(True, description="Whether the path must refuse requests without a key.")
+    protected: bool = Field(
+        True, description="Whether the path must refuse requests without a key."
+    )
 
     @field_validator("path", "probe")
     @classmethod
@@ -163,7 +166,9 @@ class Access(_Model):
                 return True
         return False
 
-    def environment_allowed(self, env: str, user_id: str, usergroups: set[str] = frozenset()) -> bool:
+    def environment_allowed(
+        self, env: str, user_id: str, usergroups: set[str] = frozenset()
+    ) -> bool:
         rule = self.environments.get(env)
         if rule is None:
             return True

@@ -1,0 +1,136 @@
+"""The /hokusai subcommands, one module each, and the listener that routes to them.
+
+A module declares NAME, SUMMARY, USAGE, INLINE, ``parse(args)`` and ``handle(parsed, req,
+services)``, and optionally ``register_actions(app, services)`` for its buttons. Adding a
+module to ``_MODULES`` is all it takes to appear in ``/hokusai help`` and the router.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from types import ModuleType
+from typing import Any
+
+from bot.commanding import CommandRequest, Reply, UsageError
+
+log = logging.getLogger(__name__)
+
+# In the order /hokusai help lists them. A module not written yet is left out, not faked.
+_MODULES = ("help", "diagnose", "incident", "ticket", "runbook")
+
+
+def _load() -> dict[str, ModuleType]:
+    loaded: dict[str, ModuleType] = {}
+    for name in _MODULES:
+        try:
+            module = importlib.import_module(f"commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"commands.{name}":
+                raise
+            continue
+        loaded[module.NAME] = module
+    return loaded
+
+
+COMMANDS: dict[str, ModuleType] = _load()
+
+
+def usage_text() -> str:
+    lines = [f"/hokusai {line}" for m in COMMANDS.values() for line in m.USAGE.splitlines()]
+    return "```" + "\n".join(lines) + "```"
+
+
+def usage_reply(problem: str, module: ModuleType | None = None) -> Reply:
+    """An ephemeral usage message: what was wrong, then how to ask."""
+    if module is not None:
+        usage = "\n".join(f"/hokusai {line}" for line in module.USAGE.splitlines())
+        text = f"{problem}\nUsage:\n```{usage}```"
+    else:
+        text = f"{problem}\nUsage:\n{usage_text()}\nTry `/hokusai help`."
+    return Reply(text)
+
+
+def register(app: Any, services: Any) -> None:
+    """Wire /hokusai and every module's actions into a Bolt app."""
+    app.command("/hokusai")(_make_listener(services))
+    for module in COMMANDS.values():
+        register_actions = getattr(module, "register_actions", None)
+        if register_actions is not None:
+            register_actions(app, services)
+
+
+def _make_listener(services: Any):
+    outbound = services.outbound
+
+    async def hokusai(ack, body, request) -> None:
+        is_retry = bool(request.headers.get("x-slack-retry-num"))
+        req = CommandRequest.from_body(body, is_retry=is_retry)
+        if not services.claim_request(req.request_key):
+            # Slack redelivered a command we already have: ack it, do nothing twice.
+            await ack()
+            return
+        word = req.args[0].lower() if req.args else "help"
+        module = COMMANDS.get(word)
+        if module is None:
+            reply = usage_reply(f"I don't know `{_short(word)}`.")
+            await ack(**outbound.ack_payload(reply.text, reply.blocks))
+            return
+        if word != "help" and not services.config.access.channel_allowed(
+            req.channel_id, req.channel_name
+        ):
+            await ack(
+                **outbound.ack_payload(
+                    "Hokusai is not enabled in this channel (see `access.channels` in hokusai.yml)."
+                )
+            )
+            return
+        try:
+            parsed = module.parse(req.args[1:])
+        except UsageError as exc:
+            reply = usage_reply(str(exc), module)
+            await ack(**outbound.ack_payload(reply.text, reply.blocks))
+            return
+        if module.INLINE:
+            reply = await module.handle(parsed, req, services)
+            await ack(**outbound.ack_payload(reply.text, reply.blocks))
+            return
+        await ack()
+        services.spawn(_run(module, parsed, req, services))
+
+    return hokusai
+
+
+async def _run(module: ModuleType, parsed: Any, req: CommandRequest, services: Any) -> None:
+    try:
+        reply = await module.handle(parsed, req, services)
+    except UsageError as exc:
+        reply = usage_reply(str(exc), module)
+    except Exception as exc:
+        # One place turns a failure into a short answer; the traceback goes to the log only.
+        log.exception("/hokusai %s failed (%s)", module.NAME, type(exc).__name__)
+        reply = Reply(
+            f":warning: `/hokusai {module.NAME}` failed: {type(exc).__name__}. "
+            "Nothing was changed; the details are in the bot's log."
+        )
+    if reply is not None:
+        await deliver(reply, req, services)
+
+
+async def deliver(reply: Reply, req: CommandRequest, services: Any) -> str | None:
+    """Post a reply: ephemeral through response_url, in-channel with its thread."""
+    outbound = services.outbound
+    if reply.ephemeral:
+        if req.response_url:
+            await outbound.respond(req.response_url, reply.text, reply.blocks)
+        else:
+            await outbound.ephemeral(req.channel_id, req.user_id, reply.text, reply.blocks)
+        return None
+    ts = await outbound.post(req.channel_id, reply.text, reply.blocks)
+    for follow_up in reply.thread:
+        await outbound.post(req.channel_id, follow_up.text, follow_up.blocks, thread_ts=ts)
+    return ts
+
+
+def _short(word: str) -> str:
+    return word if len(word) <= 30 else word[:29] + "…"

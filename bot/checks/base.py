@@ -236,7 +236,10 @@ class CheckContext:
         return self.env.service(self.subject) if self.subject else None
 
     async def aws(self, service: str, operation: str, **params: Any) -> Any:
-        """Call a read-only AWS operation in a thread: ``await ctx.aws("elbv2", "describe_rules", ListenerArn=a)``."""
+        """Call a read-only AWS operation in a thread.
+
+        Example: ``await ctx.aws("elbv2", "describe_rules", ListenerArn=arn)``.
+        """
         if self._aws_call is None:
             raise RuntimeError("no AWS session in this context")
         return await self._aws_call(service, operation, **params)

@@ -1,0 +1,168 @@
+"""The ``hokusai`` command line.
+
+Exit codes: 0 fine, 1 a problem was found, 2 bad usage or config (one line, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+
+class UsageExit(Exception):
+    """Bad usage or config: print the one-line message and exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not argparse's usage block
+        raise UsageExit(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _settings():
+    from bot.settings import SettingsError, load_settings
+
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise UsageExit(str(exc)) from None
+
+
+def _config(path: str | None, settings=None):
+    from bot.config import ConfigError, load_config
+
+    try:
+        return load_config(path or (settings or _settings()).hokusai_config)
+    except ConfigError as exc:
+        raise UsageExit(str(exc)) from None
+
+
+def _build_app(settings):
+    from bot.app import build_app
+    from bot.config import ConfigError
+    from bot.settings import SettingsError
+
+    try:
+        return build_app(settings)
+    except (SettingsError, ConfigError) as exc:
+        raise UsageExit(str(exc)) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.server import serve_forever
+
+    settings = _settings()
+    app = _build_app(settings)
+    port = args.port if args.port is not None else int(os.environ.get("PORT") or 3000)
+
+    def ready(bound: int) -> None:
+        print(f"hokusai: listening on http://{args.host}:{bound}/slack/events", flush=True)
+
+    try:
+        asyncio.run(serve_forever(app, args.host, port, ready))
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def cmd_socket(args: argparse.Namespace) -> int:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    settings = _settings()
+    try:
+        settings.require("slack_app_token")
+    except Exception as exc:
+        raise UsageExit(f"{exc} (Socket Mode needs an app-level token, xapp-...)") from None
+    app = _build_app(settings)
+
+    async def run() -> None:
+        handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        print("hokusai: connected in Socket Mode", flush=True)
+        await handler.start_async()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from bot.manifest import render_manifest
+
+    try:
+        sys.stdout.write(render_manifest(args.url, socket_mode=args.socket))
+    except ValueError as exc:
+        raise UsageExit(f"hokusai manifest: {exc}") from None
+    return EXIT_OK
+
+
+def cmd_redact(args: argparse.Namespace) -> int:
+    from bot import redact_cli
+
+    return redact_cli.main(args.files, sys.stdin, sys.stdout, sys.stderr)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(scenario=args.scenario, keep=args.keep, out=sys.stdout)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hokusai", description="Hokusai incident bot.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("serve", help="Run the bot in HTTP mode (POST /slack/events, GET /healthz).")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default $PORT or 3000)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("socket", help="Run the bot in Socket Mode (needs SLACK_APP_TOKEN).")
+    p.set_defaults(func=cmd_socket)
+
+    p = sub.add_parser("manifest", help="Print the Slack app manifest with URLs filled in.")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--url", help="https:// address Slack reaches the bot at")
+    group.add_argument("--socket", action="store_true", help="a manifest for Socket Mode")
+    p.set_defaults(func=cmd_manifest)
+
+    p = sub.add_parser("redact", help="Copy text with every secret replaced, line for line.")
+    p.add_argument("files", nargs="*", metavar="FILE", help="files to read (default: stdin)")
+    p.set_defaults(func=cmd_redact)
+
+    p = sub.add_parser("demo", help="Run the sandbox demo end to end.")
+    p.add_argument("--scenario", default="seed-outage", help="which breakage to show")
+    p.add_argument("--keep", action="store_true", help="leave the sandbox running")
+    p.set_defaults(func=cmd_demo)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+# Subcommands whose modules register themselves: (subparsers) -> None.
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return args.func(args)
+    except UsageExit as exc:
+        print(str(exc).splitlines()[0] if str(exc) else "hokusai: bad usage", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

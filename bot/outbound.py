@@ -1,0 +1,272 @@
+"""The choke point: everything that leaves the process is redacted here first.
+
+Slack messages, blocks, modals, App Home, ephemeral replies, ``response_url`` posts, ticket
+bodies, incident-log rows (``scrub``), CLI output (``echo``) and log records
+(``install_log_redaction``) all pass through this module. No other module calls Slack's Web API
+or writes the incident store with unredacted data; ``tests/test_choke_point.py`` walks the
+source to keep it that way.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import IO, Any
+
+import httpx
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.redaction import Redactor, default_redactor
+
+log = logging.getLogger(__name__)
+
+# Slack's limits (FIELD-NOTES): slack-sdk does not check blocks passed as dicts.
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_SECTION_TEXT = 3000
+MAX_HEADER_TEXT = 150
+MAX_BUTTON_TEXT = 75
+MAX_BUTTON_VALUE = 2000
+MAX_ID = 255
+MAX_MESSAGE_TEXT = 3900
+MAX_CONTEXT_TEXT = 2000
+
+
+def scrub(value: Any) -> Any:
+    """Redact a string or any structure of dicts/lists holding strings."""
+    return default_redactor().redact(value)
+
+
+def echo(text: str, stream: IO[str] | None = None) -> None:
+    """Print to the terminal, redacted: the CLI's only way out."""
+    out = stream or sys.stdout
+    out.write(default_redactor().redact_text(text))
+    if not text.endswith("\n"):
+        out.write("\n")
+    out.flush()
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fit_text_object(obj: dict[str, Any], limit: int) -> dict[str, Any]:
+    if isinstance(obj, dict) and isinstance(obj.get("text"), str):
+        return {**obj, "text": _cut(obj["text"], limit)}
+    return obj
+
+
+def _fit_element(element: dict[str, Any]) -> dict[str, Any]:
+    element = dict(element)
+    if element.get("type") == "button":
+        element["text"] = _fit_text_object(element.get("text", {}), MAX_BUTTON_TEXT)
+        if isinstance(element.get("value"), str):
+            element["value"] = element["value"][:MAX_BUTTON_VALUE]
+    if isinstance(element.get("action_id"), str):
+        element["action_id"] = element["action_id"][:MAX_ID]
+    if element.get("type") in ("mrkdwn", "plain_text"):
+        element = _fit_text_object(element, MAX_CONTEXT_TEXT)
+    return element
+
+
+def fit_blocks(blocks: list[dict[str, Any]] | None, limit: int) -> list[dict[str, Any]] | None:
+    """Trim blocks to Slack's limits instead of letting Slack reject the whole message."""
+    if blocks is None:
+        return None
+    fitted = []
+    for block in blocks:
+        block = dict(block)
+        kind = block.get("type")
+        if kind == "header":
+            block["text"] = _fit_text_object(block.get("text", {}), MAX_HEADER_TEXT)
+        elif kind == "section":
+            if "text" in block:
+                block["text"] = _fit_text_object(block["text"], MAX_SECTION_TEXT)
+            if "fields" in block:
+                block["fields"] = [_fit_text_object(f, 2000) for f in block["fields"][:10]]
+            if "accessory" in block:
+                block["accessory"] = _fit_element(block["accessory"])
+        elif kind in ("actions", "context"):
+            block["elements"] = [_fit_element(e) for e in block.get("elements", [])[:25]]
+        if isinstance(block.get("block_id"), str):
+            block["block_id"] = block["block_id"][:MAX_ID]
+        fitted.append(block)
+    if len(fitted) > limit:
+        dropped = len(fitted) - (limit - 1)
+        fitted = fitted[: limit - 1] + [
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": f"…{dropped} more blocks not shown"}],
+            }
+        ]
+    return fitted
+
+
+class Outbound:
+    """Sends to Slack, redacted. The only place that calls the Web API.
+
+    Args:
+        client: the Web API client (its base URL points at a stand-in in tests and the demo).
+        redactor: defaults to the process-wide redactor that knows the process's secrets.
+    """
+
+    def __init__(self, client: AsyncWebClient, redactor: Redactor | None = None) -> None:
+        self.client = client
+        self.redactor = redactor or default_redactor()
+        self._http: httpx.AsyncClient | None = None
+
+    @classmethod
+    def for_token(cls, token: str | None, base_url: str) -> Outbound:
+        client = AsyncWebClient(token=token, base_url=base_url, timeout=10)
+        # A 429 is retried after Retry-After instead of losing the message (FIELD-NOTES).
+        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
+        return cls(client)
+
+    def _text(self, text: str) -> str:
+        return _cut(self.redactor.redact_text(text), MAX_MESSAGE_TEXT)
+
+    def _blocks(self, blocks: list[dict[str, Any]] | None, limit: int = MAX_MESSAGE_BLOCKS):
+        return fit_blocks(self.redactor.redact(blocks), limit) if blocks else None
+
+    def ack_payload(self, text: str, blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The keyword arguments for Bolt's ``ack()`` carrying an ephemeral reply."""
+        payload: dict[str, Any] = {"text": self._text(text), "response_type": "ephemeral"}
+        if blocks:
+            payload["blocks"] = self._blocks(blocks)
+        return payload
+
+    async def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> str:
+        """Post a message; returns its ``ts``."""
+        kwargs: dict[str, Any] = {"channel": channel, "text": self._text(text)}
+        if blocks:
+            kwargs["blocks"] = self._blocks(blocks)
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        resp = await self.client.chat_postMessage(**kwargs)
+        return resp["ts"]
+
+    async def update(
+        self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        kwargs: dict[str, Any] = {"channel": channel, "ts": ts, "text": self._text(text)}
+        kwargs["blocks"] = self._blocks(blocks) or []
+        await self.client.chat_update(**kwargs)
+
+    async def ephemeral(
+        self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None
+    ) -> None:
+        kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": self._text(text)}
+        if blocks:
+            kwargs["blocks"] = self._blocks(blocks)
+        await self.client.chat_postEphemeral(**kwargs)
+
+    async def respond(
+        self,
+        response_url: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        ephemeral: bool = True,
+        replace_original: bool = False,
+    ) -> None:
+        """Post to a ``response_url`` (works where the bot is not a channel member)."""
+        body: dict[str, Any] = {
+            "text": self._text(text),
+            "response_type": "ephemeral" if ephemeral else "in_channel",
+            "replace_original": replace_original,
+        }
+        if blocks:
+            body["blocks"] = self._blocks(blocks)
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10)
+        resp = await self._http.post(response_url, json=body)
+        if resp.status_code >= 400:
+            log.warning("response_url post answered %s", resp.status_code)
+
+    async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
+        view = self.redactor.redact(view)
+        view["blocks"] = fit_blocks(view.get("blocks", []), MAX_VIEW_BLOCKS)
+        await self.client.views_open(trigger_id=trigger_id, view=view)
+
+    async def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
+        view = self.redactor.redact(view)
+        view["blocks"] = fit_blocks(view.get("blocks", []), MAX_VIEW_BLOCKS)
+        await self.client.views_publish(user_id=user_id, view=view)
+
+    async def create_channel(self, name: str) -> str:
+        resp = await self.client.conversations_create(name=name)
+        return resp["channel"]["id"]
+
+    async def invite(self, channel: str, user_ids: list[str]) -> None:
+        await self.client.conversations_invite(channel=channel, users=",".join(user_ids))
+
+    async def channel_info(self, channel: str) -> dict[str, Any]:
+        resp = await self.client.conversations_info(channel=channel)
+        return resp["channel"]
+
+    async def upload(
+        self,
+        channel: str,
+        filename: str,
+        content: str,
+        title: str | None = None,
+        thread_ts: str | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "channel": channel,
+            "filename": filename,
+            "content": self.redactor.redact_text(content),
+            "title": self.redactor.redact_text(title or filename),
+        }
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        await self.client.files_upload_v2(**kwargs)
+
+    def scrub(self, value: Any) -> Any:
+        return self.redactor.redact(value)
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+
+class _RedactingLogFilter(logging.Filter):
+    """Redacts log records in place, so no handler ever sees a secret."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not drop the record
+            message = str(record.msg)
+        record.msg = self.redactor.redact_text(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redactor.redact_text(record.exc_text)
+        return True
+
+
+def install_log_redaction(redactor: Redactor | None = None) -> None:
+    """Redact every log record handled by the root logger's handlers."""
+    flt = _RedactingLogFilter(redactor or default_redactor())
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+    for handler in root.handlers:
+        if not any(isinstance(f, _RedactingLogFilter) for f in handler.filters):
+            handler.addFilter(flt)

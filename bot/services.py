@@ -1,0 +1,93 @@
+"""What command handlers share: settings, config, the outbound choke point, the store.
+
+One ``Services`` per app. Handlers get it as an argument; nothing here is global, so tests
+build one per test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.config import HokusaiConfig
+from bot.outbound import Outbound
+from bot.redaction import Redactor, default_redactor
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.incidents import IncidentStore
+
+log = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Services:
+    """The dependencies of every command, built once per app by ``build_app``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: HokusaiConfig,
+        outbound: Outbound,
+        *,
+        redactor: Redactor | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.outbound = outbound
+        self.redactor = redactor or default_redactor()
+        self.clock = clock
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._seen_requests: OrderedDict[str, None] = OrderedDict()
+        # Extra objects tests and the sandbox hand in (an AWS caller, an HTTP client...).
+        self.overrides: dict[str, Any] = {}
+
+    def store(self) -> IncidentStore:
+        """A store for one unit of work (sqlite-utils connections are per thread)."""
+        from bot.incidents import IncidentStore
+
+        return IncidentStore(self.settings.hokusai_db)
+
+    def claim_request(self, key: str) -> bool:
+        """True the first time a request key is seen; Slack's redeliveries get False.
+
+        The store makes this hold across processes; the in-memory map covers the window
+        before the store exists and keeps the common case free of a database round trip.
+        """
+        if key in self._seen_requests:
+            return False
+        self._seen_requests[key] = None
+        if len(self._seen_requests) > 10_000:
+            self._seen_requests.popitem(last=False)
+        try:
+            return self.store().claim_request(key)
+        except ImportError:
+            return True
+        except Exception as exc:  # the store being down must not stop the bot answering
+            log.warning("could not record request key: %s", type(exc).__name__)
+            return True
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run work after the ack; the task is kept so it is not garbage-collected."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for every spawned task (tests and shutdown)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(self._tasks)} background task(s) still running")
+            await asyncio.wait(set(self._tasks), timeout=remaining)

@@ -1,0 +1,107 @@
+"""`hokusai serve` as a real process on a free loopback port, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from bot.sandbox import signing
+
+
+@pytest.fixture
+def served(bot_env):
+    """`hokusai serve --port 0` in a subprocess; yields its events URL."""
+    env = {**os.environ, **bot_env, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "listening on" in line:
+                break
+        assert "listening on" in seen[-1], "".join(seen)
+        yield seen[-1].split("listening on ", 1)[1].strip()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def post(url: str, request: signing.SignedRequest) -> httpx.Response:
+    return httpx.post(url, content=request.body, headers=request.headers, timeout=10)
+
+
+def test_help_is_answered_in_the_ack(served, slack_secrets):
+    reply = post(served, signing.slash_command(slack_secrets["signing_secret"], "help"))
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["response_type"] == "ephemeral"
+    assert "diagnose" in body["text"] and "help" in body["text"]
+
+
+def test_healthz(served):
+    base = served.removesuffix("/slack/events")
+    assert httpx.get(base + "/healthz", timeout=5).json() == {"ok": True}
+
+
+def test_bad_signature_is_refused(served, slack_secrets):
+    request = signing.slash_command("0" * 32, "help")
+    assert post(served, request).status_code == 401
+
+
+def test_tampered_body_is_refused(served, slack_secrets):
+    request = signing.slash_command(slack_secrets["signing_secret"], "help")
+    tampered = signing.SignedRequest(request.body.replace(b"help", b"diag"), request.headers)
+    assert post(served, tampered).status_code == 401
+
+
+def test_stale_timestamp_is_refused(served, slack_secrets):
+    old = int(time.time()) - 6 * 60
+    request = signing.slash_command(slack_secrets["signing_secret"], "help", timestamp=old)
+    assert post(served, request).status_code == 401
+
+
+def test_unknown_subcommand_gets_usage(served, slack_secrets):
+    reply = post(served, signing.slash_command(slack_secrets["signing_secret"], "frobnicate"))
+    assert reply.status_code == 200
+    text = reply.json()["text"]
+    assert "frobnicate" in text and "/hokusai diagnose" in text
+
+
+def test_missing_setting_stops_startup_with_one_line(bot_env):
+    env = {k: v for k, v in {**os.environ, **bot_env}.items() if k != "SLACK_SIGNING_SECRET"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "SLACK_SIGNING_SECRET is not set"
+
+
+def test_bad_config_stops_startup_naming_file_and_field(bot_env, tmp_path):
+    bad = tmp_path / "hokusai.yml"
+    bad.write_text("default_env: prod\nenvironments: {}\n")
+    env = {**os.environ, **bot_env, "HOKUSAI_CONFIG": str(bad)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    assert str(bad) in proc.stderr and "default_env" in proc.stderr
