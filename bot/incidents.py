@@ -37,6 +37,8 @@ OPEN_STATUSES: tuple[str, ...] = STATUSES[:-1]
 FAILING_STATUSES: tuple[str, ...] = ("fail", "error", "timeout")
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4)
 _JSON_COLUMNS = {"evidence", "check_ids", "state", "scopes"}
+# Files this process has already brought up to date (``Services.store()`` builds many stores).
+_MIGRATED: set[str] = set()
 
 
 class StoreError(Exception):
@@ -383,10 +385,14 @@ class IncidentStore:
         self._scrub = scrub or _default_scrub
         self._on_connect = on_connect
         self._local = threading.local()
+        key = str(self.path.resolve())
+        if key in _MIGRATED and self.path.exists():
+            return
         with self._db() as db:
             if next(db.query("PRAGMA journal_mode"))["journal_mode"] != "wal":
                 db.enable_wal()
             apply_migrations(db)
+        _MIGRATED.add(key)
 
     # -- connections -------------------------------------------------------------------------
 
