@@ -9,7 +9,7 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -141,13 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="leave the sandbox running")
     p.set_defaults(func=cmd_demo)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    from bot import diagnose_cli
+
+    diagnose_cli.add_parser(sub)
     return parser
-
-
-# Subcommands whose modules register themselves: (subparsers) -> None.
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -267,6 +267,9 @@ def install_log_redaction(redactor: Redactor | None = None) -> None:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
+    # One line per HTTP request drowns the log (and the benchmarks); warnings still show.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     for handler in root.handlers:
         if not any(isinstance(f, _RedactingLogFilter) for f in handler.filters):
             handler.addFilter(flt)

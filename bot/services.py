@@ -49,12 +49,16 @@ class Services:
         self._seen_requests: OrderedDict[str, None] = OrderedDict()
         # Extra objects tests and the sandbox hand in (an AWS caller, an HTTP client...).
         self.overrides: dict[str, Any] = {}
+        self._store: IncidentStore | None = None
 
     def store(self) -> IncidentStore:
-        """A store for one unit of work (sqlite-utils connections are per thread)."""
-        from bot.incidents import IncidentStore
+        """The incident log. Its connections are per thread and per unit of work
+        (``with store.session():``); the object itself is built, and migrated, once."""
+        if self._store is None:
+            from bot.incidents import IncidentStore
 
-        return IncidentStore(self.settings.hokusai_db)
+            self._store = IncidentStore(self.settings.hokusai_db)
+        return self._store
 
     def claim_request(self, key: str) -> bool:
         """True the first time a request key is seen; Slack's redeliveries get False.

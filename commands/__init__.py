@@ -7,6 +7,7 @@ module to ``_MODULES`` is all it takes to appear in ``/hokusai help`` and the ro
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 from types import ModuleType
@@ -66,10 +67,6 @@ def _make_listener(services: Any):
     async def hokusai(ack, body, request) -> None:
         is_retry = bool(request.headers.get("x-slack-retry-num"))
         req = CommandRequest.from_body(body, is_retry=is_retry)
-        if not services.claim_request(req.request_key):
-            # Slack redelivered a command we already have: ack it, do nothing twice.
-            await ack()
-            return
         word = req.args[0].lower() if req.args else "help"
         module = COMMANDS.get(word)
         if module is None:
@@ -92,8 +89,13 @@ def _make_listener(services: Any):
             await ack(**outbound.ack_payload(reply.text, reply.blocks))
             return
         if module.INLINE:
+            # Idempotent and answered in the ack: a redelivery deserves the answer again.
             reply = await module.handle(parsed, req, services)
             await ack(**outbound.ack_payload(reply.text, reply.blocks))
+            return
+        if not await asyncio.to_thread(services.claim_request, req.request_key):
+            # Slack redelivered a command whose work has already started: ack, do nothing twice.
+            await ack()
             return
         await ack()
         services.spawn(_run(module, parsed, req, services))

@@ -1,0 +1,96 @@
+"""``hokusai diagnose`` on the command line: live progress, a readable report or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import IO
+
+from bot.checks.base import STATUS_SYMBOL, CheckOutcome, Status
+from bot.outbound import echo
+from bot.render import terminal_report
+
+PROBLEM_STATUSES = {Status.FAIL, Status.ERROR, Status.TIMEOUT}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "diagnose",
+        help="Run the read-only checks and name the first failing hop.",
+        description="Exit 0: nothing failed; 1: a check failed or could not run; 2: bad usage.",
+    )
+    p.add_argument("--env", help="environment from hokusai.yml (default: its default_env)")
+    p.add_argument(
+        "--scope",
+        action="append",
+        default=[],
+        metavar="S",
+        help="a layer, check id, route or ECS service; repeatable (default: everything)",
+    )
+    p.add_argument("--config", help="path of hokusai.yml (default: $HOKUSAI_CONFIG)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument(
+        "--iam-policy",
+        action="store_true",
+        help="print the read-only IAM policy the checks need, and exit",
+    )
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace, stdout: IO[str] | None = None) -> int:
+    from bot.cli import EXIT_OK, EXIT_PROBLEM, UsageExit, _config
+    from bot.config import ConfigError
+    from bot.runner import Runner, UnknownScope
+
+    out = stdout or sys.stdout
+    if args.iam_policy:
+        import bot.checks
+        from bot.iam import iam_policy
+
+        echo(json.dumps(iam_policy(bot.checks.REGISTRY.values()), indent=2), out)
+        return EXIT_OK
+    config = _config(args.config)
+    try:
+        env = config.environment(args.env or _default_env())
+    except ConfigError as exc:
+        raise UsageExit(f"hokusai diagnose: {exc}") from None
+    _remember_probe_key(env)
+    runner = Runner(env)
+    try:
+        planned = runner.select(args.scope)
+    except UnknownScope as exc:
+        raise UsageExit(f"hokusai diagnose: {exc}") from None
+
+    live = sys.stderr.isatty()
+    if live:
+        echo(f"Diagnosing {env.name} ({env.public.hostname}): {len(planned)} checks", sys.stderr)
+
+    def progress(outcome: CheckOutcome) -> None:
+        if live:
+            symbol = STATUS_SYMBOL[outcome.status]
+            echo(f"  {symbol} {outcome.id:<40} {outcome.result.summary}", sys.stderr)
+
+    report = asyncio.run(runner.run(args.scope, on_outcome=progress))
+    if args.json:
+        echo(json.dumps(report.to_json(), indent=2, default=str), out)
+    else:
+        echo(terminal_report(report), out)
+    problem = any(o.status in PROBLEM_STATUSES for o in report.outcomes)
+    return EXIT_PROBLEM if problem else EXIT_OK
+
+
+def _default_env() -> str | None:
+    import os
+
+    return os.environ.get("HOKUSAI_ENV") or None
+
+
+def _remember_probe_key(env) -> None:
+    import os
+
+    from bot.redaction import default_redactor
+
+    if env.auth and os.environ.get(env.auth.api_key_env):
+        default_redactor().add_known(os.environ[env.auth.api_key_env])

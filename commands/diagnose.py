@@ -1,0 +1,218 @@
+"""`/hokusai diagnose`: walk the request path and name the first failing hop.
+
+One message shows the checks as they finish (updated at most about once a second: Slack limits
+``chat.update``), then the final view; the full detail goes in a thread when it does not fit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.checks.base import CheckOutcome
+from bot.commanding import CommandRequest, Reply, UsageError, pop_options
+from bot.config import ConfigError, Environment
+from bot.render import detail_chunks, progress_blocks, report_blocks
+
+NAME = "diagnose"
+SUMMARY = "Walk the request path hop by hop and name the first failing hop (read-only)."
+USAGE = (
+    "diagnose [scope...] [env=ENV]\n"
+    "diagnose routing mlflow-proxy     # scopes: a layer, a check id, a route or an ECS service"
+)
+INLINE = False
+UPDATE_INTERVAL = 1.0  # seconds between progress updates of one message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DiagnoseArgs:
+    scopes: list[str]
+    env: str | None = None
+
+
+def parse(args: list[str]) -> DiagnoseArgs:
+    options, scopes = pop_options(args, {"env"})
+    for scope in scopes:
+        if "=" in scope:
+            raise UsageError(f"`{scope}`: the only option is `env=ENV`")
+    return DiagnoseArgs(scopes=scopes, env=options.get("env"))
+
+
+def environment_for(services: Any, name: str | None) -> Environment:
+    """The environment asked for, else HOKUSAI_ENV, else the config's default."""
+    try:
+        return services.config.environment(name or services.settings.hokusai_env)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def make_runner(services: Any, env: Environment):
+    """A runner for ``env`` using the AWS caller / HTTP client the app was given, if any."""
+    from bot.runner import Runner
+
+    return Runner(env, aws=services.overrides.get("aws"), http=services.overrides.get("http"))
+
+
+async def handle(args: DiagnoseArgs, req: CommandRequest, services: Any) -> Reply | None:
+    from bot.runner import UnknownScope
+
+    env = environment_for(services, args.env)
+    if not services.config.access.environment_allowed(env.name, req.user_id):
+        return Reply(
+            f":no_entry: `{env.name}` may only be diagnosed by the people listed under "
+            f"`access.environments.{env.name}` in hokusai.yml."
+        )
+    runner = make_runner(services, env)
+    try:
+        planned = runner.select(args.scopes)
+    except UnknownScope as exc:
+        raise UsageError(str(exc)) from None
+    target = env.public.hostname
+    progress = ProgressMessage(services, req.channel_id, env.name, target, planned)
+    try:
+        await progress.start()
+    except SlackApiError as exc:
+        return Reply(
+            f":warning: I can't post in this channel ({exc.response.get('error')}). "
+            "Invite me with `/invite @hokusai` and try again."
+        )
+    try:
+        report = await runner.run(args.scopes, on_outcome=progress.add)
+    finally:
+        await progress.stop()
+    await finish(report, req, services, progress.ts, target)
+    return None
+
+
+async def finish(report: Any, req: CommandRequest, services: Any, ts: str, target: str) -> None:
+    """Record the run, then turn the progress message into the final view."""
+    incident, run_id = await asyncio.to_thread(_record, report, req, services)
+    actions = _actions(report, incident, run_id, env=report.env)
+    text, blocks, overflow = report_blocks(report, target=target, actions=actions)
+    if incident is not None:
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": f"Recorded on incident #{incident.id}: {incident.title}",
+                    }
+                ],
+            }
+        )
+    await services.outbound.update(req.channel_id, ts, text, blocks)
+    if overflow:
+        for chunk in detail_chunks(report.outcomes):
+            await services.outbound.post(req.channel_id, chunk, thread_ts=ts)
+
+
+def _record(report: Any, req: CommandRequest, services: Any) -> tuple[Any, int | None]:
+    try:
+        store = services.store()
+        with store.session():
+            incident = store.open_incident_for_channel(req.channel_id)
+            run_id = store.record_run(
+                report,
+                incident_id=incident.id if incident else None,
+                channel=req.channel_id,
+                requested_by=req.user_id,
+                request_key=req.request_key,
+            )
+        return incident, run_id
+    except ImportError:
+        return None, None
+    except Exception as exc:  # the answer still reaches the channel if the log is down
+        log.warning("could not record the diagnose run: %s", exc)
+        return None, None
+
+
+def _actions(report: Any, incident: Any, run_id: int | None, env: str) -> list[dict[str, Any]]:
+    actions: list[dict[str, Any]] = []
+    first: CheckOutcome | None = report.first_failure
+    runbook = _suggested_runbook(first)
+    if runbook is not None:
+        actions.append(
+            {
+                "type": "button",
+                "action_id": "runbook_start",
+                "text": {"type": "plain_text", "text": f"Start runbook: {runbook.title}"},
+                "value": runbook.id,
+                "style": "primary",
+            }
+        )
+    if incident is None and first is not None:
+        actions.append(
+            {
+                "type": "button",
+                "action_id": "incident_declare",
+                "text": {"type": "plain_text", "text": "Declare incident"},
+                "value": json.dumps({"run_id": run_id, "env": env}),
+                "style": "danger",
+            }
+        )
+    return actions
+
+
+def _suggested_runbook(first: CheckOutcome | None) -> Any:
+    if first is None:
+        return None
+    try:
+        from bot.runbooks import load_runbooks, suggest_runbook
+    except ImportError:
+        return None
+    return suggest_runbook(load_runbooks().values(), first.layer, first.check_id, first.subject)
+
+
+@dataclass
+class ProgressMessage:
+    """One Slack message that shows checks as they finish, updated at most once a second."""
+
+    services: Any
+    channel: str
+    env: str
+    target: str
+    planned: list[Any]
+    done: list[CheckOutcome] = field(default_factory=list)
+    ts: str = ""
+    _dirty: asyncio.Event = field(default_factory=asyncio.Event)
+    _ticker: asyncio.Task[None] | None = None
+
+    def _render(self) -> tuple[str, list[dict[str, Any]]]:
+        layers = list(dict.fromkeys(i.layer for i in self.planned))
+        return progress_blocks(self.env, self.target, self.done, layers, len(self.planned))
+
+    async def start(self) -> None:
+        text, blocks = self._render()
+        self.ts = await self.services.outbound.post(self.channel, text, blocks)
+        self._ticker = asyncio.get_running_loop().create_task(self._tick())
+
+    def add(self, outcome: CheckOutcome) -> None:
+        self.done.append(outcome)
+        self._dirty.set()
+
+    async def _tick(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(UPDATE_INTERVAL)
+            self._dirty.clear()
+            text, blocks = self._render()
+            try:
+                await self.services.outbound.update(self.channel, self.ts, text, blocks)
+            except Exception as exc:  # a missed progress frame is harmless; the final view is not
+                log.info("progress update skipped: %s", type(exc).__name__)
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            try:
+                await self._ticker
+            except asyncio.CancelledError:
+                pass

@@ -1,0 +1,59 @@
+"""`hokusai socket` as a real process, connected to a loopback Socket Mode stand-in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bot.sandbox import fakes, signing
+
+
+@pytest.fixture
+def socket_bot(slack, bot_env):
+    env = {**os.environ, **bot_env, "SLACK_APP_TOKEN": fakes.slack_app_token()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "socket"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert slack.socket_connected(timeout=30), "the bot never opened a Socket Mode connection"
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_help_over_socket_mode(slack, socket_bot):
+    payload = signing.slash_command_payload("help", response_url=slack.response_url("sm"))
+    ack = slack.send_envelope("slash_commands", payload, timeout=10)
+    text = ack["payload"]["text"]
+    assert "help" in text and "first failing hop" in text
+    assert slack.calls_to("apps.connections.open")[0].token.startswith("xapp-")
+
+
+def test_unknown_subcommand_over_socket_mode(slack, socket_bot):
+    payload = signing.slash_command_payload("reboot-prod", response_url=slack.response_url("u"))
+    ack = slack.send_envelope("slash_commands", payload, timeout=10)
+    assert "reboot-prod" in ack["payload"]["text"]
+    assert "/hokusai help" in ack["payload"]["text"]
+    assert not slack.calls_to("chat.postMessage")
+
+
+def test_socket_mode_without_app_token_is_one_line(bot_env):
+    env = {k: v for k, v in {**os.environ, **bot_env}.items() if k != "SLACK_APP_TOKEN"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "socket"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("SLACK_APP_TOKEN is not set")
+    assert proc.stderr.count("\n") == 1
