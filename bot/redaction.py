@@ -1,16 +1,501 @@
 """Redaction of secrets from text and structured data.
 
-(Interface placeholder: the full redactor is issue 5. ``Redactor.redact_text`` and
-``Redactor.redact`` are the API everything else uses.)
+A secret is replaced by a marker that says what it was, ``[redacted:aws-secret-key]``, so the
+evidence still reads; identifiers a responder needs (ARNs, UUIDs, SHAs, image digests, task,
+run, request and trace ids, pagination tokens, hostnames, timestamps) are left alone.
+
+Speed comes from a keyword prefilter: every rule names cheap literals, and its regular
+expression runs only on text holding one of them (one combined alternation is ~20 times
+slower and lets a generic rule swallow what a specific one should have matched). Secrets that
+arrive URL-encoded or JSON-escaped are found by decoding the lines that hold escapes and
+mapping matches back; secrets soft-wrapped across a line break are found by joining the two
+line ends. Every marker stays on its own line, so the number of lines never changes.
+
+Example::
+
+    redactor = Redactor(known_secrets=[settings_token])
+    redactor.redact_text("curl -H 'Authorization: Bearer abc123...'")
+    redactor.redact({"environment": [{"name": "DB_PASSWORD", "value": "..."}]})
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import bisect
+import json
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, quote_plus
 
-_HOKUSAI_KEY = re.compile(r"\bhk_(?:live|test)_[A-Za-z0-9]{32}\b")
+MARKER = "[redacted:{}]"
+KNOWN_SECRET = "known-secret"
+
+# Characters a secret (or a key=value pair holding one) can be made of; a run of them on both
+# sides of a line break is where a soft wrap may have split a secret.
+_WRAP_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+/=.%~:@!*#$^&?\\"
+_WRAP_SET = frozenset(_WRAP_CHARS)
+_WRAP_CONTEXT = 64  # characters before the tail token that may hold its key ("password=")
+_SOFT_WRAP_MIN_WIDTH = 60  # shorter lines were ended on purpose, not wrapped by a terminal
+_NEW_RECORD = re.compile(
+    r"\d{4}[-/]\d\d[-/]\d\d|\d\d:\d\d:\d\d|\d{1,3}(?:\.\d{1,3}){3}"
+    r"|(?:DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL|TRACE|https?|h2|wss?)\b"
+)
+_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}|\\(?:u[0-9A-Fa-f]{4}|[\\/\"'bfnrt])")
+_JSON_SIMPLE = {"\\": "\\", "/": "/", '"': '"', "'": "'", "b": "\b", "f": "\f", "n": "\n"}
+_JSON_SIMPLE.update({"r": "\r", "t": "\t"})
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_ASCII_LOWER = {c: c + 32 for c in range(65, 91)}
+
+Span = tuple[int, int, int, str]  # start, end, priority (lower wins), kind
+
+
+# --- Key names -----------------------------------------------------------------------------
+
+_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+# A key is secret when its squashed name ends with one of these nouns (so ``token_type``,
+# ``password_length`` and ``secret_arn`` are not) ...
+_SECRET_KEY_ENDINGS: tuple[tuple[str, str], ...] = (
+    ("secretaccesskey", "aws-secret-key"),
+    ("awssecretkey", "aws-secret-key"),
+    ("sessiontoken", "aws-session-token"),
+    ("securitytoken", "aws-session-token"),
+    ("authorization", "authorization"),
+    ("password", "password-field"),
+    ("passwd", "password-field"),
+    ("passphrase", "password-field"),
+    ("pwd", "password-field"),
+    ("pass", "password-field"),
+    ("secret", "password-field"),
+    ("secretkey", "password-field"),
+    ("token", "password-field"),
+    ("apikey", "password-field"),
+    ("privatekey", "password-field"),
+    ("credentials", "password-field"),
+    ("credential", "password-field"),
+    ("accesskey", "password-field"),
+    ("authkey", "password-field"),
+    ("accountkey", "password-field"),
+    ("signingkey", "password-field"),
+    ("encryptionkey", "password-field"),
+    ("masterkey", "password-field"),
+    ("sessionkey", "password-field"),
+    ("clientkey", "password-field"),
+)
+# ... and is no pagination cursor (nextToken) or bare environment variable (PWD).
+_NOT_SECRET_KEY_PARTS = ("next", "pagination", "continuation", "page", "cursor", "forward")
+_NOT_SECRET_KEY_PARTS += ("backward", "marker", "previous", "prev")
+_NOT_SECRET_KEYS = frozenset({"pwd", "oldpwd", "bypass", "compass"})
+
+
+def _squash(key: str) -> str:
+    return "".join(c for c in key.lower() if c.isalnum())
+
+
+def secret_key_kind(key: str) -> str | None:
+    """The marker kind for a key whose value is a secret, or None for an ordinary key.
+
+    Example: ``secret_key_kind("DB_PASSWORD") == "password-field"``,
+    ``secret_key_kind("nextToken") is None``, ``secret_key_kind("SecretArn") is None``.
+    """
+    squashed = _squash(key)
+    if not squashed or squashed in _NOT_SECRET_KEYS:
+        return None
+    for ending, kind in _SECRET_KEY_ENDINGS:
+        if squashed.endswith(ending):
+            if ending == "token" and any(part in squashed for part in _NOT_SECRET_KEY_PARTS):
+                return None
+            if ending == "pass" and not _word_pass(key):
+                return None
+            if ending == "pwd" and squashed == "pwd":
+                return None
+            return kind
+    return None
+
+
+def _word_pass(key: str) -> bool:
+    """``DB_PASS``, ``pgPass`` and ``pass`` name a password; ``bypass`` and ``compass`` do not."""
+    if len(key) == 4:
+        return True
+    return key[-5] in "_-." or key[-4] == "P"
+
+
+# --- Values that are no secret ---------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(
+    r"""
+    \$\{[^}]*\}? | \$\([^)]*\)? | (?-i:\$[A-Z_][A-Z0-9_]*$) | \{\{.*\}\}? | %\([a-z_]+\)s
+    | <[^>]*>? | .*<[a-z_ -]+>$ | \[redacted[^\]]*\]?
+    | \*{3,}.* | .*\*{4,}$ | x{4,}$ | \.{3,}
+    | (?:none|null|nil|undefined|true|false|redacted|hidden|sensitive|secret|password|token)$
+    | \((?:hidden|redacted|sensitive)\)$ | arn:
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def is_placeholder(value: str) -> bool:
+    """True for values that stand in for a secret: ``${DB_PASSWORD}``, ``<token>``, ``****``."""
+    value = value.strip().strip("\"'")
+    return not value or len(value) < 3 or bool(_PLACEHOLDER.match(value))
+
+
+# --- Rules -----------------------------------------------------------------------------------
+
+Collector = Callable[[re.Match[str], str, int, list[Span]], None]
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A secret format: cheap keywords, a pattern, and what to call what it matches."""
+
+    kind: str
+    keywords: tuple[str, ...]
+    pattern: re.Pattern[str]
+    lower: bool = False  # keywords and pattern apply to the ASCII-lower-cased text
+    bounded: bool = True  # the match must not continue a word on its left
+    shaped: bool = True  # the format alone proves a secret (vs. a value judged by its key)
+    collect: Collector | None = None
+
+
+def _left_ok(text: str, start: int) -> bool:
+    """The match starts a token: not glued to letters, unless they end an escape (``%3D``)."""
+    if start == 0 or text[start - 1] not in _ALNUM:
+        return True
+    if start >= 3 and text[start - 3] == "%":
+        return True
+    return (start >= 2 and text[start - 2] == "\\") or text[start - 6 : start - 4] == "\\u"
+
+
+def _whole(kind: str) -> Collector:
+    def collect(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
+        start, end = m.span("s") if "s" in m.re.groupindex else m.span()
+        if start < end:
+            out.append((start, end, prio, kind))
+
+    return collect
+
+
+def _value(kind: str, judge: Callable[[str], bool] = lambda v: not is_placeholder(v)) -> Collector:
+    def collect(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
+        start, end = m.span("s")
+        if start < end and judge(text[start:end]):
+            out.append((start, end, prio, kind))
+
+    return collect
+
+
+def _basic_credentials(value: str) -> bool:
+    """A Basic credential decodes to printable ``user:password``."""
+    try:
+        decoded = base64.b64decode(value + "=" * (-len(value) % 4), validate=True).decode()
+    except (binascii.Error, ValueError):
+        return False
+    return decoded.isprintable() and ":" in decoded[1:]
+
+
+def _collect_basic(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
+    start, end = m.span("s")
+    if _basic_credentials(text[start:end]):  # the original case: base64 is case-sensitive
+        out.append((start, end, prio, "authorization"))
+
+
+def _token_like(value: str) -> bool:
+    """A bearer credential mixes letters and digits; "Bearer tokens_are_required" does not."""
+    return (
+        not is_placeholder(value)
+        and any(c.isdigit() for c in value)
+        and any(c.isalpha() for c in value)
+    )
+
+
+_SCHEMES = frozenset(
+    {"bearer", "basic", "token", "digest", "apikey", "api-key", "hmac", "negotiate"}
+)
+
+
+def _collect_authorization(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
+    start, end = m.span("s")
+    value = text[start:end]
+    if value.lower().rstrip(":") in _SCHEMES or is_placeholder(value):
+        return
+    out.append((start, end, prio, "authorization"))
+
+
+def _collect_key_value(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
+    """``DB_PASSWORD=...``, ``"api_key": "..."``, ``password: ...``, ``?token=...&``."""
+    key_start = m.start()
+    while key_start > 0 and text[key_start - 1] in _KEY_CHARS:
+        key_start -= 1
+    key = text[key_start : m.end("suffix")]
+    kind = secret_key_kind(key)
+    if kind is None:
+        return
+    start, end = m.span("val")
+    raw = text[start:end]
+    if raw[:1] in "\"'":
+        start, end = start + 1, end - 1 if len(raw) > 1 and raw[-1] == raw[0] else end
+    else:
+        end -= _unbalanced_closers(raw)
+    value = text[start:end]
+    if start >= end or is_placeholder(value) or text[end : end + 1] == "<":
+        return  # "hk_live_<redacted>" is a placeholder however it is cut
+    token_start = text.rfind(" ", 0, key_start) + 1
+    if text.startswith("arn:", token_start) or "arn:" in text[token_start:key_start]:
+        return  # arn:aws:secretsmanager:...:secret:name-AbCdEf names a secret, it is not one
+    prose = m.group("sep") == ":" and not m.group("q") and not _key_leads(text, key_start)
+    if prose and not _looks_secret(value):  # "failed to refresh token: expired"
+        return
+    out.append((start, end, prio, kind))
+
+
+def _unbalanced_closers(value: str) -> int:
+    count = 0
+    for closer, opener in (("}", "{"), ("]", "["), (")", "(")):
+        while value.endswith(closer) and value.count(closer) > value.count(opener):
+            value = value[:-1]
+            count += 1
+    return count
+
+
+def _key_leads(text: str, key_start: int) -> bool:
+    """The key opens its line (YAML, headers, env files) or a quoted string."""
+    line_start = text.rfind("\n", 0, key_start) + 1
+    before = text[line_start:key_start].strip()
+    return before in ("", "-", "export", "#") or before.endswith(('"', "'", "{", ",", "-H"))
+
+
+def _looks_secret(value: str) -> bool:
+    if len(value) < 8:
+        return False
+    kinds = (
+        any(c.isdigit() for c in value)
+        + any(c.isupper() for c in value)
+        + any(c.islower() for c in value)
+        + any(not c.isalnum() for c in value)
+    )
+    return kinds >= 2 and not value.isalpha()
+
+
+def _collect_ecs_environment(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
+    """``{"name": "DB_PASSWORD", "value": "..."}`` in a task definition printed as text."""
+    kind = secret_key_kind(text[m.start("key") : m.end("key")])
+    start, end = m.span("s")
+    if kind and start < end and not is_placeholder(text[start:end]):
+        out.append((start, end, prio, kind))
+
+
+def _rule(kind: str, keywords: Iterable[str], pattern: str, **options: Any) -> _Rule:
+    flags = re.DOTALL if options.pop("dotall", False) else 0
+    collect = options.pop("collect", None) or _whole(kind)
+    return _Rule(kind, tuple(keywords), re.compile(pattern, flags), collect=collect, **options)
+
+
+_B64 = r"[A-Za-z0-9/+]"
+_B64_URL = r"(?:[A-Za-z0-9/+=]|%2[BbFf]|%3[Dd])"
+_END = r"(?![A-Za-z0-9])"
+
+_RULES: tuple[_Rule, ...] = (
+    _rule(
+        "private-key",
+        ["PRIVATE KEY"],
+        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----.*?-----END[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----",
+        dotall=True,
+        bounded=False,
+    ),
+    _rule(
+        "private-key",
+        ["PRIVATE KEY"],
+        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----(?:(?:\r?\n|\\r?\\n)(?:[A-Za-z0-9+/=]{16,}"
+        r"(?=\r?\n|\\n|$)|(?:Proc-Type|DEK-Info):[^\n\\]*)?)*",
+        bounded=False,
+    ),
+    _rule("hokusai-api-key", ["hk_live_", "hk_test_"], r"hk_(?:live|test)_[A-Za-z0-9]{32}" + _END),
+    _rule("aws-access-key-id", ["AKIA"], r"AKIA[A-Z0-9]{16}(?![A-Za-z0-9])"),
+    _rule("aws-access-key-id", ["ASIA"], r"ASIA[A-Z0-9]{16}(?![A-Za-z0-9])"),
+    _rule(
+        "aws-secret-key",
+        ["AKIA", "ASIA"],
+        r"A[KS]IA[A-Z0-9]{16}[ \t,;:|]+(?P<s>" + _B64 + r"{40})(?![A-Za-z0-9/+=])",
+    ),
+    _rule(
+        "aws-session-token",
+        ["IQoJb3JpZ2lu", "FwoGZXIvYXdz"],
+        r"(?:IQoJb3JpZ2lu|FwoGZXIvYXdz)" + _B64_URL + r"{40,}",
+    ),
+    _rule(
+        "slack-webhook",
+        ["hooks.slack.com"],
+        r"(?:https?:(?:\\?/|%2[Ff]){2})?hooks\.slack\.com(?:\\?/|%2[Ff])"
+        r"(?:services|workflows|triggers)(?:(?:\\?/|%2[Ff])[A-Za-z0-9_\-]+)+",
+        bounded=False,
+    ),
+    _rule(
+        "slack-token",
+        ["xox"],
+        r"xox(?:[abposr]|e\.xox[bp]|e)-(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{10,}",
+    ),
+    _rule("slack-token", ["xapp-"], r"xapp-\d-[A-Za-z0-9-]{10,}"),
+    _rule("github-token", ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"], r"gh[pousr]_[A-Za-z0-9]{36,}"),
+    _rule("github-token", ["github_pat_"], r"github_pat_[A-Za-z0-9_]{22,}"),
+    _rule("linear-api-key", ["lin_api_", "lin_oauth_"], r"lin_(?:api|oauth)_[A-Za-z0-9]{30,}"),
+    _rule(
+        "anthropic-api-key",
+        ["sk-ant-"],
+        r"sk-ant-(?:api|admin|oat|sid)\d\d-[A-Za-z0-9_\-]{20,}",
+    ),
+    _rule(
+        "openai-api-key",
+        ["sk-"],
+        r"sk-(?:proj-|svcacct-|admin-|None-)?(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Z])"
+        r"[A-Za-z0-9_\-]{32,}",
+    ),
+    _rule(
+        "stripe-key",
+        ["sk_live_", "sk_test_", "rk_live_", "rk_test_"],
+        r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}",
+    ),
+    _rule("stripe-key", ["whsec_"], r"whsec_[A-Za-z0-9+/=]{24,}"),
+    _rule("google-api-key", ["AIza"], r"AIza[0-9A-Za-z_\-]{35}"),
+    _rule("google-oauth-secret", ["GOCSPX-"], r"GOCSPX-[A-Za-z0-9_\-]{20,}"),
+    _rule("google-oauth-token", ["ya29."], r"ya29\.[0-9A-Za-z_\-]{20,}"),
+    _rule("huggingface-token", ["hf_"], r"hf_[A-Za-z0-9]{30,}"),
+    _rule("npm-token", ["npm_"], r"npm_[A-Za-z0-9]{36}" + _END),
+    _rule("pypi-token", ["pypi-AgE"], r"pypi-AgE[A-Za-z0-9_\-]{50,}"),
+    _rule("sendgrid-key", ["SG."], r"SG\.[A-Za-z0-9_\-]{16,32}\.[A-Za-z0-9_\-]{16,64}"),
+    _rule("gitlab-token", ["glpat-"], r"glpat-[A-Za-z0-9_\-]{20,}"),
+    _rule("databricks-token", ["dapi"], r"dapi[a-f0-9]{32}(?:-\d+)?" + _END),
+    _rule(
+        "datadog-key",
+        ["dd_", "dd-", "datadog"],
+        r"(?:dd|datadog)[_-](?:api|app|application)[_-]?key[\"']?[ \t]*[:=][ \t]*[\"']?"
+        r"(?P<s>[a-f0-9]{32,40})(?![a-z0-9])",
+        lower=True,
+    ),
+    _rule(
+        "sentry-dsn",
+        ["://"],
+        r"://(?P<s>[a-f0-9]{32}(?::[a-f0-9]{32})?)@",
+        bounded=False,
+    ),
+    _rule(
+        "jwt",
+        ["eyJ"],
+        r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",
+    ),
+    _rule(
+        "url-password",
+        ["://"],
+        r"://[^\s:/@\"'<>]*:(?P<s>[^\s\"'<>/]*|(?!\d+/)[^\s\"'<>]*?)@(?=[A-Za-z0-9\[])",
+        bounded=False,
+        collect=_value("url-password"),
+    ),
+    _rule(
+        "authorization",
+        ["authorization"],
+        r"authorization\\?[\"']?[ \t]*[:=][ \t]*\\?[\"']?(?:(?:bearer|basic|token|digest|apikey"
+        r"|api-key|hmac)(?:[ \t]+|%20|\+))?(?P<s>[^\s\"',;\\]+)",
+        lower=True,
+        bounded=False,
+        shaped=False,
+        collect=_collect_authorization,
+    ),
+    _rule(
+        "authorization",
+        ["bearer"],
+        r"bearer(?:[ \t]+|%20)(?P<s>[a-z0-9\-._~+/]{16,}=*)",
+        lower=True,
+        shaped=False,
+        collect=_value("authorization", _token_like),
+    ),
+    _rule(
+        "authorization",
+        ["basic"],
+        r"basic(?:[ \t]+|%20)(?P<s>[a-z0-9+/]{8,}={0,2})(?![a-z0-9+/=])",
+        lower=True,
+        shaped=False,
+        collect=_collect_basic,
+    ),
+    _rule(
+        "password-field",
+        ['"name"', "'name'"],
+        r"[\"']name[\"'][ \t]*:[ \t]*[\"'](?P<key>[^\"'\n]{1,200})[\"'][ \t]*,[ \t]*"
+        r"[\"']value[\"'][ \t]*:[ \t]*[\"'](?P<s>(?:[^\"'\\\n]|\\.)*)[\"']",
+        lower=True,
+        bounded=False,
+        shaped=False,
+        collect=_collect_ecs_environment,
+    ),
+    _rule(
+        "password-field",
+        ["pass", "pwd", "secret", "token", "key", "credential"],
+        r"(?P<noun>password|passwd|passphrase|pass|pwd|secret|token|api[_-]?key|private[_-]?key"
+        r"|credentials?|access[_-]?key|auth[_-]?key|account[_-]?key|signing[_-]?key"
+        r"|encryption[_-]?key|master[_-]?key|session[_-]?key|client[_-]?key)"
+        r"(?P<suffix>[a-z0-9_.\-]*)(?P<q>\\?[\"'])?[ \t]*(?P<sep>=>|:=|=|:)[ \t]*"
+        r"(?P<val>\"(?:[^\"\\\n]|\\.)*\"?|'[^'\n]*'?|[^\s\"'`&,;<>]+)",
+        lower=True,
+        bounded=False,
+        shaped=False,
+        collect=_collect_key_value,
+    ),
+)
+
+
+def _lowered(text: str) -> str:
+    """Lower-case A-Z only, so that every position still lines up with ``text``."""
+    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+
+
+# --- Escapes ---------------------------------------------------------------------------------
+
+
+def _decode_escapes(text: str) -> tuple[str, list[tuple[int, int, int, int]]]:
+    """URL- and JSON-unescape ``text``; segments map decoded positions back to ``text``.
+
+    Each segment is ``(decoded_start, source_start, decoded_length, source_length)``.
+    """
+    parts: list[str] = []
+    segments: list[tuple[int, int, int, int]] = []
+    src = dst = 0
+    for m in _ESCAPE.finditer(text):
+        if m.start() > src:
+            run = m.start() - src
+            parts.append(text[src : m.start()])
+            segments.append((dst, src, run, run))
+            dst += run
+        escape = m.group()
+        if escape[0] == "%":
+            char = chr(int(escape[1:], 16))
+        elif escape[1] == "u":
+            char = chr(int(escape[2:], 16))
+        else:
+            char = _JSON_SIMPLE[escape[1]]
+        parts.append(char)
+        segments.append((dst, m.start(), 1, len(escape)))
+        dst += 1
+        src = m.end()
+    if src < len(text):
+        parts.append(text[src:])
+        segments.append((dst, src, len(text) - src, len(text) - src))
+    return "".join(parts), segments
+
+
+def _map_back(
+    segments: list[tuple[int, int, int, int]], starts: list[int], start: int, end: int
+) -> tuple[int, int]:
+    first = segments[bisect.bisect_right(starts, start) - 1]
+    last = segments[bisect.bisect_right(starts, end - 1) - 1]
+    src_start = first[1] + (start - first[0] if first[2] == first[3] else 0)
+    literal = last[2] == last[3]
+    src_end = last[1] + (end - last[0] if literal else last[3])
+    return src_start, src_end
+
+
+# --- The redactor ----------------------------------------------------------------------------
 
 
 class Redactor:
@@ -18,28 +503,280 @@ class Redactor:
 
     def __init__(self, known_secrets: Iterable[str] = ()) -> None:
         self._known: set[str] = set()
+        self._known_forms: tuple[str, ...] = ()
         self.add_known(*known_secrets)
 
     def add_known(self, *values: str) -> None:
-        """Remember exact secret values this process holds (its tokens, the probe key)."""
+        """Remember exact secret values this process holds (its tokens, the probe key).
+
+        They are also caught URL-encoded and JSON-escaped.
+        """
         for value in values:
             if value and len(value) >= 6:
                 self._known.add(value)
+        forms: set[str] = set()
+        for value in self._known:
+            escaped = json.dumps(value)[1:-1]
+            url = quote(value, safe="")
+            forms.update({value, escaped, escaped.replace("/", "\\/"), url, url.lower()})
+            forms.add(quote_plus(value, safe=""))
+        self._known_forms = tuple(sorted(forms, key=len, reverse=True))
 
     def redact_text(self, text: str) -> str:
-        for value in sorted(self._known, key=len, reverse=True):
-            text = text.replace(value, "[redacted:known-secret]")
-        return _HOKUSAI_KEY.sub("[redacted:hokusai-api-key]", text)
+        """Return ``text`` with every secret replaced by its marker, line count unchanged."""
+        if not text:
+            return text
+        spans = self._spans(text)
+        return _apply(text, spans) if spans else text
+
+    def redact_lines(self, lines: Iterable[str], chunk_chars: int = 1 << 18) -> Iterator[str]:
+        """Redact a stream of lines, yielding exactly one line out for each line in.
+
+        Lines are redacted in chunks with one line of context on each side, so a secret
+        soft-wrapped across a chunk boundary is still caught; a private key block is never
+        split between chunks.
+        """
+        block: list[str] = []
+        size = 0
+        previous: str | None = None
+        key_open = False
+        for line in lines:
+            block.append(line)
+            size += len(line)
+            if "PRIVATE KEY" in line:
+                key_open = "-----BEGIN" in line and "-----END" not in line.split("-----BEGIN")[-1]
+            if size < chunk_chars or (key_open and size < 64 * chunk_chars):
+                continue
+            if len(block) < 2:
+                continue
+            lookahead = block.pop()
+            yield from self._redact_block(previous, block, lookahead)
+            previous = block[-1]
+            block, size = [lookahead], len(lookahead)
+        if block:
+            yield from self._redact_block(previous, block, None)
+
+    def _redact_block(
+        self, previous: str | None, block: list[str], lookahead: str | None
+    ) -> list[str]:
+        head = previous if previous is not None and previous.endswith("\n") else None
+        text = "".join(([head] if head else []) + block + ([lookahead] if lookahead else []))
+        redacted = self.redact_text(text)
+        if redacted == text:
+            return block
+        parts = redacted.split("\n")
+        if head is not None:
+            parts = parts[1:]
+        out = []
+        for i, line in enumerate(block):
+            out.append(parts[i] + "\n" if line.endswith("\n") else parts[i])
+        return out
 
     def redact(self, value: Any) -> Any:
-        """Redact strings anywhere inside dicts, lists and tuples; other values pass."""
+        """Redact strings anywhere inside dicts, lists and tuples; other values pass.
+
+        A value under a secret-like key (``password``, ``api_key``, ``Authorization``, not
+        ``token_type`` or ``nextToken``) is replaced whole; so is the ``value`` of an ECS
+        environment entry whose ``name`` is secret-like.
+        """
         if isinstance(value, str):
             return self.redact_text(value)
         if isinstance(value, dict):
-            return {k: self.redact(v) for k, v in value.items()}
+            return self._redact_mapping(value)
         if isinstance(value, (list, tuple)):
-            return type(value)(self.redact(v) for v in value)
+            items = [self.redact(v) for v in value]
+            if isinstance(value, list):
+                return items
+            try:
+                return type(value)(items)
+            except TypeError:  # a named tuple takes its fields one by one
+                return type(value)(*items)
         return value
+
+    def _redact_mapping(self, mapping: dict[Any, Any]) -> dict[Any, Any]:
+        entry_kind = None
+        name = mapping.get("name", mapping.get("Name"))
+        if isinstance(name, str) and ("value" in mapping or "Value" in mapping):
+            entry_kind = secret_key_kind(name)
+        out = {}
+        for key, item in mapping.items():
+            kind = secret_key_kind(key) if isinstance(key, str) else None
+            if entry_kind and key in ("value", "Value"):
+                kind = entry_kind
+            if kind and _is_secret_scalar(item):
+                out[key] = MARKER.format(kind)
+            else:
+                out[key] = self.redact(item)
+        return out
+
+    # -- finding spans --
+
+    def _spans(self, text: str) -> list[Span]:
+        spans = self._plain_spans(text)
+        if "%" in text or "\\" in text:
+            spans.extend(self._escaped_spans(text))
+        if "\n" in text:
+            spans.extend(self._wrapped_spans(text, spans))
+        return spans
+
+    def _plain_spans(self, text: str) -> list[Span]:
+        spans: list[Span] = []
+        lowered: str | None = None
+        for prio, rule in enumerate(_RULES):
+            if rule.lower:
+                if lowered is None:
+                    lowered = _lowered(text)
+                hay = lowered
+            else:
+                hay = text
+            for keyword in rule.keywords:
+                if keyword in hay:
+                    break
+            else:
+                continue
+            collect = rule.collect
+            for m in rule.pattern.finditer(hay):
+                if rule.bounded and not _left_ok(text, m.start()):
+                    continue
+                collect(m, text, prio, spans)  # type: ignore[misc]
+        for form in self._known_forms:
+            at = text.find(form)
+            while at != -1:
+                spans.append((at, at + len(form), -1, KNOWN_SECRET))
+                at = text.find(form, at + len(form))
+        return spans
+
+    def _escaped_spans(self, text: str) -> list[Span]:
+        """Find secrets in lines holding URL or JSON escapes, by decoding those lines."""
+        lines: list[tuple[int, int]] = []
+        last_end = -1
+        for m in _ESCAPE.finditer(text):
+            if m.start() < last_end:
+                continue
+            start = text.rfind("\n", 0, m.start()) + 1
+            end = text.find("\n", m.end())
+            last_end = len(text) if end == -1 else end
+            lines.append((start, last_end))
+        spans: list[Span] = []
+        for line_start, line_end in lines:
+            line = text[line_start:line_end]
+            decoded, segments = _decode_escapes(line)
+            found = self._plain_spans(decoded)
+            if not found:
+                continue
+            starts = [seg[0] for seg in segments]
+            for start, end, prio, kind in found:
+                src_start, src_end = _map_back(segments, starts, start, end)
+                spans.append((line_start + src_start, line_start + src_end, prio, kind))
+        return spans
+
+    def _wrapped_spans(self, text: str, plain: list[Span]) -> list[Span]:
+        """Find secrets a soft wrap split across a line break; mark both halves."""
+        spans: list[Span] = []
+        plain_ends = {end for _, end, _, _ in plain}
+        length = len(text)
+        newline = text.find("\n")
+        while newline != -1:
+            after = newline + 1
+            if after < length and text[after] in _WRAP_SET:
+                end = newline - 1 if newline > 0 and text[newline - 1] == "\r" else newline
+                if end > 0 and text[end - 1] in _WRAP_SET:
+                    spans.extend(self._joint_spans(text, end, after, plain_ends))
+            newline = text.find("\n", after)
+        return spans
+
+    def _joint_spans(self, text: str, end: int, after: int, plain_ends: set[int]) -> list[Span]:
+        line_start = text.rfind("\n", 0, end) + 1
+        line = text[line_start:end]
+        tail = len(line) - len(line.rstrip(_WRAP_CHARS))
+        window_start = max(line_start, end - tail - _WRAP_CONTEXT)
+        head_end = after + 1
+        next_end = text.find("\n", after)
+        next_end = len(text) if next_end == -1 else next_end
+        rest = text[after:next_end]
+        head_end = after + len(rest) - len(rest.lstrip(_WRAP_CHARS))
+        joint = end - window_start
+        candidate = text[window_start:end] + text[after:head_end]
+        found = [s for s in self._plain_spans(candidate) if s[0] < joint < s[1]]
+        if not found:
+            return []
+        # A complete secret ending the line, followed by a new record, is not a wrapped one.
+        complete = end in plain_ends
+        looks_wrapped = len(line) >= _SOFT_WRAP_MIN_WIDTH and not _NEW_RECORD.match(rest)
+        spans: list[Span] = []
+        for start, stop, prio, kind in found:
+            shaped = prio < 0 or _RULES[prio].shaped
+            if not (looks_wrapped if complete or not shaped else True):
+                continue
+            spans.append((window_start + start, end, prio, kind))
+            spans.append((after, after + stop - joint, prio, kind))
+        return spans
+
+
+def _is_secret_scalar(value: Any) -> bool:
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, (int, float)):
+        return True
+    return isinstance(value, str) and not is_placeholder(value)
+
+
+def _apply(text: str, spans: list[Span]) -> str:
+    """Replace the union of overlapping spans, each line of a span by the winning marker."""
+    spans.sort()
+    out: list[str] = []
+    cursor = 0
+    i = 0
+    while i < len(spans):
+        start, end, prio, kind = spans[i]
+        i += 1
+        while i < len(spans) and spans[i][0] < end:
+            if spans[i][1] > end:
+                end = spans[i][1]
+            if spans[i][2] < prio:
+                prio, kind = spans[i][2], spans[i][3]
+            i += 1
+        if start < cursor:
+            start = cursor
+        if start >= end:
+            continue
+        out.append(text[cursor:start])
+        marker = MARKER.format(kind)
+        pieces = text[start:end].split("\n")
+        out.append("\n".join(_mark(piece, marker) for piece in pieces))
+        cursor = end
+    out.append(text[cursor:])
+    return "".join(out)
+
+
+def _mark(piece: str, marker: str) -> str:
+    if not piece.strip():
+        return piece
+    return marker + "\r" if piece.endswith("\r") else marker
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that redacts each record's message, arguments and traceback text."""
+
+    def __init__(self, redactor: Redactor | None = None, name: str = "") -> None:
+        super().__init__(name)
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        redactor = self.redactor or default_redactor()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not lose the record
+            message = f"{record.msg!r} {record.args!r}"
+        record.msg = redactor.redact_text(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redactor.redact_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redactor.redact_text(record.stack_info)
+        return True
 
 
 _default = Redactor()
