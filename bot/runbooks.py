@@ -201,7 +201,9 @@ def _read_yaml(path: Path) -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
-        raise RunbookError(f"{path}: {where}not valid YAML") from None
+        problem = getattr(exc, "problem", None)
+        detail = f" ({problem})" if problem else ""
+        raise RunbookError(f"{path}: {where}not valid YAML{detail}") from None
 
 
 def load_runbook(path: str | Path) -> Runbook:
