@@ -356,27 +356,30 @@ def next_steps(
 
 
 def runbook_progress(session: RunbookSession) -> RunbookProgress:
-    """Read progress from a runbook session's state, whatever the walker chose to keep."""
+    """Read progress from a runbook session's state (``bot.walkthrough.WalkState`` JSON)."""
     state = session.state or {}
-    history = state.get("history") or state.get("done") or state.get("completed") or []
     steps = state.get("steps")
-    if isinstance(steps, list) and not history:
-        history = [
-            s
-            for s in steps
-            if isinstance(s, dict)
-            and (s.get("done") or s.get("status") in ("done", "pass", "passed", "fail"))
-        ]
-    conclusion = state.get("conclusion") or (
-        "finished" if state.get("finished") or state.get("status") == "finished" else None
-    )
-    current = state.get("current") or state.get("current_step") or state.get("step")
+    if isinstance(steps, dict):
+        done = sum(
+            1
+            for record in steps.values()
+            if isinstance(record, dict) and record.get("state") in _STEP_DONE
+        )
+    elif isinstance(steps, list):
+        done = sum(1 for s in steps if isinstance(s, dict) and s.get("state") in _STEP_DONE)
+    else:
+        done = len(state.get("path") or [])
+    conclusion = state.get("conclusion") or ("finished" if state.get("finished") else None)
+    current = state.get("current")
     return RunbookProgress(
         runbook_id=session.runbook_id,
-        steps_done=len(history) if isinstance(history, list) else int(history or 0),
-        current=str(current) if current is not None and not conclusion else None,
+        steps_done=done,
+        current=str(current) if current and not conclusion else None,
         conclusion=str(conclusion) if conclusion else None,
     )
+
+
+_STEP_DONE = frozenset({"passed", "failed", "done", "skipped", "answered"})
 
 
 def _path_order(states: list[CheckState]) -> list[CheckState]:

@@ -1,0 +1,348 @@
+"""`/hokusai incident`: declare an incident, move its status, note, summarise and resolve it.
+
+The incident lives in its own channel (``inc-YYYYMMDD-short-title``) unless declared with
+``channel=here``; every other subcommand acts on the open incident of the channel it is typed in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.commanding import CommandRequest, Reply, UsageError, pop_options
+from bot.incidents import STATUSES, Incident, IncidentExists, IncidentStore, StoreError
+
+NAME = "incident"
+SUMMARY = "Declare and run an incident: status, notes, timeline, summaries, resolve."
+USAGE = (
+    "incident declare TITLE [sev=1..4] [channel=here]\n"
+    "incident status [investigating|identified|monitoring|resolved]\n"
+    "incident note TEXT\n"
+    "incident timeline\n"
+    "incident summary [export]\n"
+    "incident resolve"
+)
+INLINE = False
+
+ACTIONS = ("declare", "status", "note", "timeline", "summary", "resolve")
+MAX_CHANNEL_NAME = 80
+TIMELINE_LINES = 40
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IncidentArgs:
+    """A parsed ``/hokusai incident`` request."""
+
+    action: str
+    title: str = ""
+    severity: int = 3
+    here: bool = False
+    status: str | None = None
+    text: str = ""
+    export: bool = False
+
+
+def parse(args: list[str]) -> IncidentArgs:
+    if not args:
+        raise UsageError("Say what to do: " + ", ".join(f"`{a}`" for a in ACTIONS))
+    action, rest = args[0].lower(), args[1:]
+    if action not in ACTIONS:
+        raise UsageError(f"`incident {action}` is not a thing I do")
+    if action == "declare":
+        options, words = pop_options(rest, {"sev", "severity", "channel"})
+        sev_text = options.get("sev") or options.get("severity") or "3"
+        sev_text = sev_text.lower().removeprefix("sev")
+        if not sev_text.isdigit() or int(sev_text) not in (1, 2, 3, 4):
+            raise UsageError(f"`sev={sev_text}`: severity is 1 (worst) to 4")
+        channel = options.get("channel")
+        if channel is not None and channel.lower() != "here":
+            raise UsageError("`channel=` only takes `here` (keep the incident in this channel)")
+        title = " ".join(words).strip()
+        if not title:
+            raise UsageError("An incident needs a title: `incident declare Registry returns 404`")
+        return IncidentArgs(
+            "declare", title=title, severity=int(sev_text), here=channel is not None
+        )
+    if action == "status":
+        if len(rest) > 1:
+            raise UsageError("`incident status` takes one status at most")
+        status = rest[0].lower() if rest else None
+        if status is not None and status not in STATUSES:
+            raise UsageError(f"`{status}` is not a status; use one of {', '.join(STATUSES)}")
+        return IncidentArgs("status", status=status)
+    if action == "note":
+        text = " ".join(rest).strip()
+        if not text:
+            raise UsageError("`incident note` needs the text of the note")
+        return IncidentArgs("note", text=text)
+    if action == "summary":
+        if rest and [w.lower() for w in rest] != ["export"]:
+            raise UsageError("`incident summary` takes only `export` (attach the report)")
+        return IncidentArgs("summary", export=bool(rest))
+    if rest:
+        raise UsageError(f"`incident {action}` takes no arguments")
+    return IncidentArgs(action)
+
+
+async def handle(args: IncidentArgs, req: CommandRequest, services: Any) -> Reply | None:
+    try:
+        if args.action == "declare":
+            return await declare(services, req, args.title, args.severity, here=args.here)
+        incident = await asyncio.to_thread(
+            _incident_here, services.store(), req.channel_id, args.action in ("timeline", "summary")
+        )
+        if incident is None:
+            return Reply(
+                "No incident is open in this channel. Declare one with "
+                "`/hokusai incident declare TITLE [sev=1..4]`."
+            )
+        if args.action == "status":
+            if args.status is None:
+                return Reply(_status_line(incident, services.clock()))
+            return await change_status(services, req, incident, args.status)
+        if args.action == "resolve":
+            return await change_status(services, req, incident, "resolved")
+        if args.action == "note":
+            store = services.store()
+            await asyncio.to_thread(
+                store.add_note, incident.id, args.text, actor=req.user_id, now=services.clock()
+            )
+            return Reply(f":memo: Noted on the timeline of #{incident.id}.")
+        if args.action == "timeline":
+            return await timeline_reply(services, incident)
+        return await summary(services, req, incident, export=args.export)
+    except StoreError as exc:
+        return Reply(f":warning: {exc}")
+
+
+def _incident_here(
+    store: IncidentStore, channel_id: str, include_resolved: bool
+) -> Incident | None:
+    if include_resolved:
+        return store.incident_for_channel(channel_id)
+    return store.open_incident_for_channel(channel_id)
+
+
+def channel_name(prefix: str, title: str, when: datetime) -> str:
+    """``inc-20260131-registry-returns-404``: Slack's rules (lowercase, no spaces, <= 80)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    base = f"{prefix.lower().strip('-') or 'inc'}-{when:%Y%m%d}"
+    slug = slug[:40].strip("-")
+    return f"{base}-{slug}"[:MAX_CHANNEL_NAME] if slug else base
+
+
+async def declare(
+    services: Any,
+    req: CommandRequest,
+    title: str,
+    severity: int,
+    *,
+    here: bool,
+    run_id: int | None = None,
+) -> Reply | None:
+    """Open an incident (in a new channel unless ``here``), post its header, announce it."""
+    store = services.store()
+    existing = await asyncio.to_thread(store.open_incident_for_channel, req.channel_id)
+    if existing is not None:
+        return Reply(_already_open(existing))
+    now = services.clock()
+    channel = req.channel_id
+    if not here:
+        try:
+            channel = await _create_channel(
+                services, channel_name(services.config.incidents.channel_prefix, title, now)
+            )
+        except SlackApiError as exc:
+            return Reply(
+                f":warning: I could not create the incident channel "
+                f"({exc.response.get('error')}). Try `channel=here` to run it in this channel."
+            )
+        try:
+            await services.outbound.invite(channel, [req.user_id])
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_in_channel":
+                log.info("could not invite the declarer: %s", exc.response.get("error"))
+    try:
+        incident = await asyncio.to_thread(
+            lambda: store.declare_incident(
+                title,
+                severity=severity,
+                channel_id=channel,
+                origin_channel_id=req.channel_id,
+                commander=req.user_id,
+                now=now,
+            )
+        )
+    except IncidentExists as exc:
+        return Reply(_already_open(exc.incident))
+    if run_id is not None:
+        await asyncio.to_thread(store.attach_run, run_id, incident.id)
+    await services.outbound.post(channel, *header(incident))
+    if channel != req.channel_id:
+        await services.outbound.post(
+            req.channel_id,
+            f":rotating_light: SEV{severity} incident #{incident.id} declared by "
+            f"<@{req.user_id}>: {incident.title} — follow it in <#{channel}>",
+        )
+    return None
+
+
+async def _create_channel(services: Any, name: str) -> str:
+    for attempt in range(1, 6):
+        candidate = name if attempt == 1 else f"{name[: MAX_CHANNEL_NAME - 3]}-{attempt}"
+        try:
+            return await services.outbound.create_channel(candidate)
+        except SlackApiError as exc:
+            if exc.response.get("error") != "name_taken" or attempt == 5:
+                raise
+    raise AssertionError("unreachable")
+
+
+def header(incident: Incident) -> tuple[str, list[dict[str, Any]]]:
+    """The first message of an incident channel."""
+    text = f"SEV{incident.severity} incident #{incident.id}: {incident.title}"
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}},
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f"*Status:* {incident.status}   *Commander:* <@{incident.commander}>\n"
+                "Run `/hokusai diagnose` here: every run and its findings go in the incident "
+                "log. `/hokusai incident note TEXT` adds to the timeline; "
+                "`/hokusai ticket create TITLE` files the fix.",
+            },
+        },
+    ]
+    return text, blocks
+
+
+def _already_open(incident: Incident) -> str:
+    return (
+        f"Incident #{incident.id} “{incident.title}” is already open in this channel "
+        f"(status {incident.status}). Use `/hokusai incident status`, `note` or `resolve`."
+    )
+
+
+def _status_line(incident: Incident, now: datetime) -> str:
+    from bot.summaries import format_duration
+
+    return (
+        f"#{incident.id} {incident.title}: SEV{incident.severity}, *{incident.status}* for "
+        f"{format_duration(incident.duration(now))}. Move it with "
+        f"`/hokusai incident status {'|'.join(STATUSES)}`."
+    )
+
+
+async def change_status(
+    services: Any, req: CommandRequest, incident: Incident, status: str
+) -> Reply | None:
+    """Set the status, then post the status (or resolve) summary in the incident channel."""
+    from bot.scheduler import post_summary
+
+    store = services.store()
+    now = services.clock()
+    updated = await asyncio.to_thread(
+        store.set_status, incident.id, status, actor=req.user_id, now=now
+    )
+    reason = "resolved" if updated.status == "resolved" else "status"
+    await post_summary(services, updated.id, reason=reason, now=now)
+    if updated.status == "resolved" and updated.origin_channel_id not in (None, updated.channel_id):
+        await services.outbound.post(
+            updated.origin_channel_id,
+            f":white_check_mark: Incident #{updated.id} {updated.title} is resolved "
+            f"(<#{updated.channel_id}>).",
+        )
+    if req.channel_id != updated.channel_id:
+        return Reply(f"#{updated.id} is now {updated.status}.")
+    return None
+
+
+async def timeline_reply(services: Any, incident: Incident) -> Reply:
+    from bot.summaries import format_time
+
+    entries = await asyncio.to_thread(services.store().timeline, incident.id)
+    lines = [f"*Timeline of #{incident.id} {incident.title}*"]
+    shown = entries[-TIMELINE_LINES:]
+    if len(entries) > len(shown):
+        lines.append(f"_{len(entries) - len(shown)} earlier entries: `hokusai incident export`_")
+    for entry in shown:
+        who = f" <@{entry.actor}>" if entry.actor else ""
+        lines.append(f"`{format_time(entry.at)}`{who} {entry.kind}: {entry.text}")
+    return Reply("\n".join(lines))
+
+
+async def summary(
+    services: Any, req: CommandRequest, incident: Incident, *, export: bool
+) -> Reply | None:
+    """Post the summary where asked; with ``export``, attach the Markdown report."""
+    from bot.export import export_filename, export_markdown
+    from bot.scheduler import post_summary
+
+    now = services.clock()
+    ts = await post_summary(
+        services, incident.id, reason="requested", now=now, channel=req.channel_id
+    )
+    if export:
+        report = await asyncio.to_thread(export_markdown, services.store(), incident.id, now)
+        await services.outbound.upload(
+            req.channel_id,
+            export_filename(incident),
+            report,
+            title=f"Post-incident report #{incident.id}",
+            thread_ts=ts,
+        )
+    return None
+
+
+def register_actions(app: Any, services: Any) -> None:
+    """The "Declare incident" button under a diagnose result outside an incident."""
+
+    @app.action("incident_declare")
+    async def _declare_button(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        services.spawn(_declare_from_button(services, body))
+
+
+async def _declare_from_button(services: Any, body: dict[str, Any]) -> None:
+    from commands import deliver
+
+    action = (body.get("actions") or [{}])[0]
+    try:
+        value = json.loads(action.get("value") or "{}")
+    except ValueError:
+        value = {}
+    run_id = value.get("run_id")
+    channel_id = (body.get("channel") or {}).get("id", "")
+    user_id = (body.get("user") or {}).get("id", "")
+    req = CommandRequest(
+        text="incident declare",
+        args=[],
+        user_id=user_id,
+        channel_id=channel_id,
+        response_url=body.get("response_url", ""),
+        trigger_id=body.get("trigger_id", ""),
+    )
+    key = f"action:{body.get('container', {}).get('message_ts', '')}:{action.get('action_ts', '')}"
+    if not services.claim_request(key):
+        return
+    try:
+        title = "Diagnose found a failing hop"
+        if run_id:
+            run = await asyncio.to_thread(services.store().run, int(run_id))
+            if run.first_failure_id:
+                title = f"{run.first_failure_id} failing ({run.env or 'default env'})"
+        reply = await declare(services, req, title, 2, here=False, run_id=run_id)
+    except StoreError as exc:
+        reply = Reply(f":warning: {exc}")
+    if reply is not None:
+        await deliver(reply, req, services)

@@ -1,0 +1,368 @@
+"""`/hokusai ticket`: tie tracker tickets to the incident and check that "Done" means fixed.
+
+``verify`` asks the tracker about every linked ticket; for each one it calls done, it re-runs
+the checks that were failing when the ticket was linked. A ticket closed while its failure
+persists is called out in the channel, commented on in the tracker and put on the timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.commanding import CommandRequest, Reply, UsageError
+from bot.incidents import FAILING_STATUSES, Incident, StoreError, TicketLink
+from bot.tickets import TicketProvider, TrackerError, provider_from_settings
+
+NAME = "ticket"
+SUMMARY = "Link or file tickets for the incident; verify that Done tickets really fixed it."
+USAGE = "ticket link KEY\nticket create TITLE\nticket list\nticket verify"
+INLINE = False
+
+ACTIONS = ("link", "create", "list", "verify")
+MAX_EVIDENCE_CHARS = 1500
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TicketArgs:
+    action: str
+    value: str = ""
+
+
+def parse(args: list[str]) -> TicketArgs:
+    if not args:
+        raise UsageError("Say what to do: " + ", ".join(f"`{a}`" for a in ACTIONS))
+    action, rest = args[0].lower(), args[1:]
+    if action not in ACTIONS:
+        raise UsageError(f"`ticket {action}` is not a thing I do")
+    if action == "link":
+        if len(rest) != 1:
+            raise UsageError("`ticket link` takes one ticket key, e.g. `ticket link ENG-123`")
+        return TicketArgs("link", rest[0].strip().upper())
+    if action == "create":
+        title = " ".join(rest).strip()
+        if not title:
+            raise UsageError("`ticket create` needs a title")
+        return TicketArgs("create", title)
+    if rest:
+        raise UsageError(f"`ticket {action}` takes no arguments")
+    return TicketArgs(action)
+
+
+def tracker(services: Any) -> TicketProvider | None:
+    """The configured tracker; tests and the sandbox may hand one in as ``overrides``."""
+    given = services.overrides.get("tracker")
+    return (
+        given if given is not None else provider_from_settings(services.settings, services.config)
+    )
+
+
+async def handle(args: TicketArgs, req: CommandRequest, services: Any) -> Reply | None:
+    try:
+        store = services.store()
+        incident = await asyncio.to_thread(store.incident_for_channel, req.channel_id)
+        if incident is None:
+            return Reply(
+                "No incident in this channel. Declare one with `/hokusai incident declare TITLE`."
+            )
+        provider = tracker(services)
+        if args.action == "link":
+            return await link(services, req, incident, provider, args.value)
+        if args.action == "create":
+            return await create(services, req, incident, provider, args.value)
+        if args.action == "list":
+            return await list_tickets(services, incident, provider)
+        return await verify(services, req, incident, provider)
+    except StoreError as exc:
+        return Reply(f":warning: {exc}")
+
+
+async def link(
+    services: Any,
+    req: CommandRequest,
+    incident: Incident,
+    provider: TicketProvider | None,
+    key: str,
+) -> Reply:
+    store = services.store()
+    title = url = status = None
+    done = False
+    note = ""
+    if provider is not None:
+        try:
+            ticket = await provider.get(key)
+        except TrackerError as exc:
+            if exc.kind == "not_found":
+                return Reply(f":warning: {exc}. Nothing was linked.")
+            note = f" (could not read it from the tracker: {exc})"
+        else:
+            key, title, url, status, done = (
+                ticket.key,
+                ticket.title,
+                ticket.url,
+                ticket.status,
+                ticket.done,
+            )
+    link_row = await asyncio.to_thread(
+        lambda: store.link_ticket(
+            incident.id,
+            provider=provider.name if provider else "manual",
+            key=key,
+            title=title,
+            url=url,
+            status=status,
+            done=done,
+            actor=req.user_id,
+            now=services.clock(),
+        )
+    )
+    checks = ", ".join(f"`{c}`" for c in link_row.check_ids) or "no failing checks yet"
+    return Reply(
+        f":link: Linked {_ticket_ref(link_row)} to #{incident.id} with {checks}{note}.",
+        ephemeral=False,
+    )
+
+
+async def create(
+    services: Any,
+    req: CommandRequest,
+    incident: Incident,
+    provider: TicketProvider | None,
+    title: str,
+) -> Reply:
+    if provider is None:
+        return Reply(
+            ":warning: No tracker is configured (set LINEAR_API_KEY, or JIRA_BASE_URL, "
+            "JIRA_EMAIL and JIRA_API_TOKEN). Link an existing ticket with `ticket link KEY`."
+        )
+    store = services.store()
+    findings = await asyncio.to_thread(store.findings, incident.id, failing_only=True)
+    body = services.outbound.scrub(ticket_body(incident, findings))
+    try:
+        ticket = await provider.create(title, body)
+    except TrackerError as exc:
+        return Reply(f":warning: {exc}. No ticket was created; the incident log is unchanged.")
+    link_row = await asyncio.to_thread(
+        lambda: store.link_ticket(
+            incident.id,
+            provider=provider.name,
+            key=ticket.key,
+            title=ticket.title,
+            url=ticket.url,
+            status=ticket.status,
+            done=ticket.done,
+            check_ids=[f.check_id for f in findings],
+            actor=req.user_id,
+            now=services.clock(),
+        )
+    )
+    return Reply(
+        f":ticket: Filed {_ticket_ref(link_row)} for #{incident.id} with "
+        f"{len(findings)} failing finding{'s' if len(findings) != 1 else ''}.",
+        ephemeral=False,
+    )
+
+
+def ticket_body(incident: Incident, findings: list[Any]) -> str:
+    """What a new ticket says: the incident and its failing findings with evidence."""
+    lines = [
+        f"Incident #{incident.id}: {incident.title} (SEV{incident.severity}, {incident.status})",
+        "",
+    ]
+    if not findings:
+        lines.append("No failing checks are recorded yet.")
+    for f in findings:
+        lines += [
+            f"{f.status.upper()} {f.check_id} ({f.classification or 'unclassified'}): {f.summary}"
+        ]
+        if f.hint:
+            lines.append(f"Hint: {f.hint}")
+        if f.evidence:
+            evidence = json.dumps(f.evidence, indent=2, sort_keys=True, default=str)
+            lines += ["```", evidence[:MAX_EVIDENCE_CHARS], "```"]
+        lines.append("")
+    lines.append("Filed by Hokusai from the incident log; `/hokusai ticket verify` re-checks it.")
+    return "\n".join(lines)
+
+
+async def _refresh(provider: TicketProvider | None, link_row: TicketLink) -> tuple[Any, str | None]:
+    if provider is None or link_row.provider != provider.name:
+        return None, None
+    try:
+        return await provider.get(link_row.key), None
+    except TrackerError as exc:
+        return None, str(exc)
+
+
+async def list_tickets(services: Any, incident: Incident, provider: TicketProvider | None) -> Reply:
+    store = services.store()
+    links = await asyncio.to_thread(store.tickets, incident.id)
+    if not links:
+        return Reply(
+            f"No tickets linked to #{incident.id}. `ticket link KEY` or `ticket create TITLE`."
+        )
+    fresh = await asyncio.gather(*(_refresh(provider, t) for t in links))
+    lines = [f"*Tickets of #{incident.id}*"]
+    for link_row, (ticket, error) in zip(links, fresh, strict=True):
+        if ticket is not None:
+            await asyncio.to_thread(
+                store.update_ticket_state,
+                incident.id,
+                link_row.provider,
+                link_row.key,
+                status=ticket.status,
+                done=ticket.done,
+            )
+            state = ticket.status or ("done" if ticket.done else "open")
+        else:
+            state = (link_row.status or "unknown") + (f" (tracker: {error})" if error else "")
+        checks = ", ".join(f"`{c}`" for c in link_row.check_ids) or "-"
+        lines.append(f"• {_ticket_ref(link_row)} — {state} — checks {checks}")
+    return Reply("\n".join(lines))
+
+
+@dataclass
+class Verification:
+    """What ``verify`` found for one ticket."""
+
+    link: TicketLink
+    done: bool | None
+    still_failing: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+async def rerun_checks(services: Any, check_ids: list[str]) -> Any:
+    """Run exactly these check instances (``services.overrides["rerun"]`` replaces it)."""
+    override = services.overrides.get("rerun")
+    if override is not None:
+        return await override(check_ids)
+    from commands.diagnose import environment_for, make_runner
+
+    runner = make_runner(services, environment_for(services, None))
+    return await runner.run(check_ids)
+
+
+async def verify(
+    services: Any, req: CommandRequest, incident: Incident, provider: TicketProvider | None
+) -> Reply | None:
+    if provider is None:
+        return Reply(":warning: No tracker is configured, so I cannot tell which tickets are done.")
+    store = services.store()
+    links = await asyncio.to_thread(store.tickets, incident.id)
+    if not links:
+        return Reply(f"No tickets linked to #{incident.id}.")
+    results: list[Verification] = []
+    for link_row in links:
+        results.append(await _verify_one(services, req, incident, provider, link_row))
+    lines = [f"*Ticket check for #{incident.id}*"]
+    for r in results:
+        ref = _ticket_ref(r.link)
+        if r.error:
+            lines.append(f"• {ref}: :warning: {r.error}")
+        elif not r.done:
+            lines.append(f"• {ref}: not done yet ({r.link.status or 'open'})")
+        elif r.still_failing:
+            lines.append(f"• :x: {ref} is Done but the failure persists")
+        else:
+            lines.append(f"• :white_check_mark: {ref} is Done and its checks pass: confirmed")
+    return Reply("\n".join(lines), ephemeral=False)
+
+
+async def _verify_one(
+    services: Any,
+    req: CommandRequest,
+    incident: Incident,
+    provider: TicketProvider,
+    link_row: TicketLink,
+) -> Verification:
+    store = services.store()
+    if link_row.provider != provider.name:
+        return Verification(link_row, None, error=f"linked in {link_row.provider}, not checked")
+    try:
+        ticket = await provider.get(link_row.key)
+    except TrackerError as exc:
+        return Verification(link_row, None, error=str(exc))
+    await asyncio.to_thread(
+        store.update_ticket_state,
+        incident.id,
+        link_row.provider,
+        link_row.key,
+        status=ticket.status,
+        done=ticket.done,
+    )
+    if not ticket.done:
+        return Verification(link_row, False)
+    if not link_row.check_ids:
+        return Verification(link_row, True)
+    report = await rerun_checks(services, list(link_row.check_ids))
+    data = report.to_json() if hasattr(report, "to_json") else report
+    await asyncio.to_thread(
+        lambda: store.record_run(
+            report,
+            incident_id=incident.id,
+            channel=req.channel_id,
+            requested_by=req.user_id,
+            now=services.clock(),
+        )
+    )
+    wanted = set(link_row.check_ids)
+    failing = [
+        c
+        for c in data.get("checks") or []
+        if c.get("id") in wanted and c.get("status") in FAILING_STATUSES
+    ]
+    ref = f"{link_row.key}"
+    if not failing:
+        await asyncio.to_thread(
+            lambda: store.add_timeline(
+                incident.id,
+                "verify",
+                f"{ref} is Done and its checks pass: confirmed",
+                actor=req.user_id,
+                ref=ref,
+                now=services.clock(),
+            )
+        )
+        return Verification(link_row, True)
+    text = persists_text(link_row, failing)
+    await services.outbound.post(incident.channel_id, text)
+    comment_note = ""
+    try:
+        await provider.comment(link_row.key, services.outbound.scrub(text.replace("*", "")))
+    except TrackerError as exc:
+        comment_note = f" (could not comment on it: {exc})"
+    await asyncio.to_thread(
+        lambda: store.add_timeline(
+            incident.id,
+            "verify",
+            f"{ref} is Done but the failure persists: "
+            + ", ".join(f"{c['id']} {c['status']}" for c in failing)
+            + comment_note,
+            actor=req.user_id,
+            ref=ref,
+            now=services.clock(),
+        )
+    )
+    return Verification(link_row, True, still_failing=failing)
+
+
+def persists_text(link_row: TicketLink, failing: list[dict[str, Any]]) -> str:
+    """The message (and tracker comment) for a Done ticket whose failure persists."""
+    lines = [f":x: *Ticket {link_row.key} is Done but the failure persists.*"]
+    for c in failing:
+        lines.append(f"{c['status'].upper()} {c['id']}: {c.get('summary') or ''}")
+        if c.get("evidence"):
+            evidence = json.dumps(c["evidence"], sort_keys=True, default=str)
+            lines.append(f"Evidence: {evidence[:MAX_EVIDENCE_CHARS]}")
+    lines.append("Re-checked by Hokusai (`/hokusai ticket verify`).")
+    return "\n".join(lines)
+
+
+def _ticket_ref(link_row: TicketLink) -> str:
+    label = f"{link_row.key}" + (f" “{link_row.title}”" if link_row.title else "")
+    return f"<{link_row.url}|{label}>" if link_row.url else label
