@@ -765,6 +765,55 @@ def _serving_load_balancer(elbv2: Any, lbs: list[dict[str, Any]], env: Environme
     return lbs[0] if lbs else None
 
 
+def _access_log_lines(
+    env: Environment, facts: _Facts, elb_field: str, scenario: str | None
+) -> list[str]:
+    """Requests for each route's probe in the last 20 minutes, as the scenario answers them.
+
+    seed-outage: the /api/* catch-all sends every route to the API service, whose FastAPI
+    answers 404 (a target's 404, not the load balancer's); mlflow-down: MLflow's routes get
+    the load balancer's own 503 (no target).
+    """
+    api = next((s for s in env.ecs.services if not s.is_mlflow), None)
+    known_ips = _first(facts.platform, "targets") or {}
+    now = time.time()
+    host = env.public.hostname
+    lines = []
+    for i, route in enumerate(env.routes * 6):
+        service = env.service(route.service)
+        priority = str(100 * (env.routes.index(route) + 1))
+        elb_status, target_status = 200, 200
+        if scenario == "seed-outage" and api is not None:
+            service, priority, elb_status, target_status = api, "10", 404, 404
+        down = scenario == "mlflow-down" and service is not None and service.is_mlflow
+        tg = facts.target_group_arn(service) if service and not down else None
+        if down:
+            elb_status, target_status = 503, None
+        ips = known_ips.get(service.name) if service else None
+        ip = ips[i % len(ips)] if ips else f"10.0.10.{30 + i % 4}"
+        target = None if down else f"{ip}:{service.port if service else 80}"
+        ts = now - 20 * 60 + i * 7
+        lines.append(
+            format_line(
+                time=_stamp(ts, "%Y-%m-%dT%H:%M:%S.%fZ"),
+                elb=elb_field,
+                client=f"203.0.113.{10 + i}:{50000 + i}",
+                target=target,
+                elb_status=elb_status,
+                target_status=target_status,
+                method="GET",
+                url=f"https://{host}:443{route.probe}",
+                user_agent="mlflow-python-client/3.3.2",
+                target_group_arn=tg,
+                trace_id=f"Root=1-{int(ts):x}-{secrets.token_hex(12)}",
+                domain_name=host,
+                matched_rule_priority="-" if down else priority,
+                actions="forward",
+            )
+        )
+    return lines
+
+
 def _write_access_logs(
     session: Any,
     env: Environment,
@@ -774,7 +823,11 @@ def _write_access_logs(
     scenario: str | None,
 ) -> None:
     """Turn on access logs for the serving load balancer and write one recent log object."""
-    lb = _serving_load_balancer(facts.elbv2, facts.load_balancers(), env)
+    registry = getattr(facts.platform, "registry_lb", None)
+    if registry is not None:
+        lb = {"LoadBalancerArn": registry.arn, "LoadBalancerName": registry.name}
+    else:
+        lb = _serving_load_balancer(facts.elbv2, facts.load_balancers(), env)
     if lb is None:
         return
     s3 = session.client("s3")
@@ -792,38 +845,8 @@ def _write_access_logs(
     built.access_log_bucket = ACCESS_LOG_BUCKET
     built.access_log_load_balancer = lb["LoadBalancerArn"]
     elb_field = "app/" + lb["LoadBalancerArn"].split(":loadbalancer/app/", 1)[-1]
-    lines = []
+    lines = _access_log_lines(env, facts, elb_field, scenario)
     now = time.time()
-    host = env.public.hostname
-    for i, route in enumerate(env.routes * 6):
-        service = env.service(route.service)
-        tg = facts.target_group_arn(service) if service else None
-        down = scenario == "mlflow-down" and service is not None and service.is_mlflow
-        if scenario == "seed-outage" and service is not None and not service.is_mlflow:
-            elb_status, target_status = 404, 404
-        elif down:
-            elb_status, target_status = 503, None
-        else:
-            elb_status, target_status = 200, 200
-        target = None if down else f"10.0.1.{30 + i % 4}:{service.port if service else 80}"
-        ts = now - 20 * 60 + i * 7
-        lines.append(
-            format_line(
-                time=_stamp(ts, "%Y-%m-%dT%H:%M:%S.%fZ"),
-                elb=elb_field,
-                client=f"203.0.113.{10 + i}:{50000 + i}",
-                target=target,
-                elb_status=elb_status,
-                target_status=target_status,
-                method="GET",
-                url=f"https://{host}:443{route.probe}",
-                user_agent="mlflow-python-client/3.3.2",
-                target_group_arn=None if down else tg,
-                trace_id=f"Root=1-{int(ts):x}-{secrets.token_hex(12)}",
-                domain_name=host,
-                matched_rule_priority=str(10 + env.routes.index(route)),
-            )
-        )
     day = _stamp(now, "%Y/%m/%d")
     lb_id = lb["LoadBalancerArn"].rsplit("/", 1)[-1]
     key = (
