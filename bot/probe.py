@@ -50,6 +50,7 @@ MLFLOW_INVALID_HOST = "Invalid Host header - possible DNS rebinding attack detec
 _WERKZEUG_404 = "The requested URL was not found on the server"
 _WERKZEUG_405 = "The method is not allowed for the requested URL"
 _ELB_STATUSES = frozenset({502, 503, 504})
+_TITLE = re.compile(r"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 class Responder(StrEnum):
@@ -196,6 +197,9 @@ class ProbeResult:
         """``404 {"detail": "Not Found"}`` or ``no answer within 4.0 s``: for summaries."""
         if self.status is None:
             return self.error or "no answer"
+        title = _TITLE.search(self.body)
+        if title and "<html" in self.body[:200].lower():
+            return f'{self.status} HTML page "{" ".join(title.group(1).split())}"'
         snippet = " ".join(self.excerpt.split())[:80]
         return f"{self.status} {snippet}".strip()
 

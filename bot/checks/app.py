@@ -25,11 +25,20 @@ _ELB_STATUSES = frozenset({502, 503, 504})
 
 
 def judge_route_answer(
-    result: ProbeResult, route: Route, expected: Responder, *, hostname: str = ""
+    result: ProbeResult,
+    route: Route,
+    expected: Responder,
+    *,
+    hostname: str = "",
+    path: str | None = None,
 ) -> CheckResult:
-    """Turn one probe of ``route`` into a finding: who answered versus who should have."""
+    """Turn one probe of ``route`` into a finding: who answered versus who should have.
+
+    Args:
+        path: the path to name in the summary; the route's probe path by default.
+    """
     svc = route.service
-    path = short_path(route)
+    path = path or short_path(route)
     evidence = result.evidence() | {"route": route.name, "service": svc}
     expected_title = f"{RESPONDER_TITLES[expected]} ({svc})"
     if expected == Responder.MLFLOW:

@@ -241,7 +241,13 @@ def _registry_failure(
             hint="auth.api-key says which way the key is accepted",
             **evidence,
         )
-    judged = judge_route_answer(result, route, expected, hostname=env.public.hostname)
+    judged = judge_route_answer(
+        result,
+        route,
+        expected,
+        hostname=env.public.hostname,
+        path=result.path.split("?", 1)[0],
+    )
     judged.summary = f"registry round trip failed at {endpoint}: {judged.summary}"
     judged.evidence = evidence | {"answered_by": str(result.answered_by), "reason": result.reason}
     return judged
@@ -403,7 +409,7 @@ def _first_cause(message: str) -> str:
 @check(
     id="app.mlflow-client",
     layer="app",
-    timeout=20.0,
+    timeout=15.0,
     description="The registry round trip with the real MlflowClient, retries bounded by the "
     "check's budget.",
 )
