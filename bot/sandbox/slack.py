@@ -149,6 +149,7 @@ class SlackStandIn:
         self._sockets: list[web.WebSocketResponse] = []
         self._pending_acks: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._open_sockets = 0
+        self._sockets_accepted = 0
         self._methods: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
             "api.test": self._api_test,
             "auth.test": self._auth_test,
@@ -521,6 +522,12 @@ class SlackStandIn:
             return self._open_sockets
 
     @property
+    def sockets_accepted(self) -> int:
+        """How many Socket Mode connections were accepted since start, reconnects included."""
+        with self._lock:
+            return self._sockets_accepted
+
+    @property
     def acks(self) -> list[dict[str, Any]]:
         """Every ack a Socket Mode client sent, oldest first."""
         with self._lock:
@@ -723,6 +730,7 @@ class SlackStandIn:
         with self._changed:
             self._sockets.append(ws)
             self._open_sockets += 1
+            self._sockets_accepted += 1
             self._changed.notify_all()
         try:
             await ws.send_json(
