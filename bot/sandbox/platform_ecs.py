@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import os
 import random
@@ -245,7 +246,9 @@ def _log_configuration(group: str, region: str, prefix: str) -> dict[str, Any]:
 
 
 def _secret_arn(region: str, account: str, name: str) -> str:
-    return f"arn:aws:secretsmanager:{region}:{account}:secret:{name}-{_random_token(6)}"
+    # Secrets Manager appends six characters to a secret's name; stable per name here.
+    suffix = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"arn:aws:secretsmanager:{region}:{account}:secret:{name}-{suffix}"
 
 
 def _env(pairs: dict[str, str]) -> list[dict[str, str]]:
