@@ -17,6 +17,9 @@ os.environ["NO_PROXY"] = "127.0.0.1,localhost" + (
     "," + os.environ["NO_PROXY"] if os.environ.get("NO_PROXY") else ""
 )
 os.environ["no_proxy"] = os.environ["NO_PROXY"]
+# slack_sdk ignores NO_PROXY and would send loopback calls through a configured proxy.
+for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
+    os.environ.pop(_var, None)
 
 
 @pytest.fixture
