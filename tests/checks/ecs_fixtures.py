@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,3 +77,48 @@ def diagnose(
     checks = dict(REGISTRY) if check_ids is None else {c: REGISTRY[c] for c in check_ids}
     runner = Runner(w.env, aws=w.aws, checks=checks, http=None)
     return asyncio.run(runner.run(list(scopes)))
+
+
+# The checks this suite covers, and the layers that need only AWS (no DNS or HTTP probes).
+ECS_CHECKS = (
+    "compute.ecs-service",
+    "compute.cloud-map",
+    "compute.task-config",
+    "network.security-groups",
+    "logs.errors",
+    "logs.alb-access",
+    "changes.deployments",
+    "changes.listener-rules",
+)
+AWS_ONLY_LAYERS = ("edge", "routing", "targets", "compute", "network", "data", "logs", "changes")
+
+
+@dataclass
+class ScenarioRun:
+    """One scenario built once and diagnosed twice: our checks alone, and every AWS-only check."""
+
+    scenario: str
+    ours: DiagnoseReport
+    aws_only: DiagnoseReport
+    planted_secrets: dict[str, str]
+    security_groups: dict[str, str]
+    calls: list[tuple[str, str, str | None]]
+
+
+@functools.cache
+def scenario_run(scenario: str) -> ScenarioRun:
+    """Built once per test session: building and diagnosing costs about two seconds."""
+    import bot.checks  # noqa: F401  registers every check module
+
+    with world(scenario) as w:
+        ours = diagnose(w, list(ECS_CHECKS))
+        aws_only = diagnose(w, [c.id for c in REGISTRY.values() if c.layer in AWS_ONLY_LAYERS])
+        calls = [(c.service, c.operation, c.check_id) for c in w.aws.calls]
+        return ScenarioRun(
+            scenario,
+            ours,
+            aws_only,
+            dict(w.ecs.planted_secrets),
+            dict(w.ecs.security_groups),
+            calls,
+        )
