@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from bot.aws import IAM_PREFIX, is_read
+from bot.aws import iam_action as _operation_action
 from bot.checks.base import Check
 
 
@@ -13,7 +14,12 @@ def iam_action(read: str) -> str:
     """The IAM action for a declared read; ``elbv2:DescribeRules`` and
     ``elasticloadbalancing:DescribeRules`` both give the latter."""
     prefix, _, operation = read.partition(":")
-    return f"{IAM_PREFIX.get(prefix, prefix)}:{operation}"
+    # S3 operations are authorised by differently named actions (ListObjectsV2 -> ListBucket).
+    return (
+        _operation_action(prefix, operation)
+        if prefix == "s3"
+        else (f"{IAM_PREFIX.get(prefix, prefix)}:{operation}")
+    )
 
 
 def iam_actions(checks: Iterable[Check]) -> list[str]:

@@ -187,3 +187,43 @@ async def test_caller_latency_is_paid_concurrently(fake_credentials, monkeypatch
     elapsed = loop.time() - start
     assert 0.2 <= elapsed < 0.6
     caller.close()
+
+
+@pytest.mark.parametrize("scenario", ["healthy", "seed-outage"])
+async def test_every_aws_call_a_check_makes_is_declared_in_its_reads(fake_credentials, scenario):
+    import httpx
+    from moto import mock_aws
+
+    import bot.checks
+    from bot.config import load_config
+    from bot.iam import iam_action as declared_action
+    from bot.runner import Runner
+    from bot.sandbox.platform import build_platform
+
+    env = load_config("hokusai.yml").environment()
+    # No lookups leave the machine: a dead loopback resolver, and no MlflowClient round trip
+    # (it uses requests, not the runner's HTTP client).
+    env = env.model_copy(
+        update={
+            "dns": env.dns.model_copy(update={"nameservers": ["127.0.0.1:9"]}),
+            "mlflow": None,
+        }
+    )
+
+    def offline(request):
+        raise httpx.ConnectError("offline", request=request)
+
+    with mock_aws():
+        build_platform(boto3.Session(region_name=env.region), env, scenario=scenario)
+        caller = AwsCaller(read_only_session(env.region))
+        async with httpx.AsyncClient(transport=httpx.MockTransport(offline)) as http:
+            await Runner(env, aws=caller, http=http, secrets={}).run()
+        caller.close()
+    assert caller.calls, "the checks made no AWS calls at all"
+    undeclared = set()
+    for call in caller.calls:
+        check = bot.checks.REGISTRY[call.check_id]
+        declared = {declared_action(read) for read in check.reads}
+        if call.iam_action not in declared:
+            undeclared.add(f"{call.check_id} calls {call.iam_action}")
+    assert not undeclared, sorted(undeclared)

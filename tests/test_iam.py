@@ -23,6 +23,7 @@ def test_policy_lists_each_read_once_sorted_with_iam_prefixes():
         [
             _check("edge.a", "elbv2:DescribeRules", "elbv2:DescribeLoadBalancers"),
             _check("edge.b", "elasticloadbalancing:DescribeRules", "route53:ListHostedZones"),
+            _check("logs.c", "s3:ListObjectsV2", "s3:GetObject"),
         ]
     )
     (statement,) = policy["Statement"]
@@ -31,6 +32,8 @@ def test_policy_lists_each_read_once_sorted_with_iam_prefixes():
         "elasticloadbalancing:DescribeLoadBalancers",
         "elasticloadbalancing:DescribeRules",
         "route53:ListHostedZones",
+        "s3:GetObject",
+        "s3:ListBucket",
     ]
 
 
