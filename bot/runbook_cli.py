@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from bot.outbound import echo
 from bot.runbooks import (
     NEXT,
     Runbook,
@@ -32,14 +33,14 @@ def main(
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     if not args or args[0] in ("-h", "--help"):
-        print(USAGE, file=stdout if args else stderr)
+        echo(USAGE, stdout if args else stderr)
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command == "lint":
         return _lint(rest, stdout, stderr)
     if command == "show" and len(rest) == 1:
         return _show(rest[0], stdout, stderr)
-    print(USAGE, file=stderr)
+    echo(USAGE, stderr)
     return 2
 
 
@@ -47,18 +48,18 @@ def _lint(paths: list[str], stdout: TextIO, stderr: TextIO) -> int:
     targets = [Path(p) for p in paths] or [_relative(default_runbooks_dir())]
     missing = [p for p in targets if not p.exists()]
     if missing:
-        print(f"{missing[0]}: no such file or directory", file=stderr)
+        echo(f"{missing[0]}: no such file or directory", stderr)
         return 2
     files = runbook_files(targets)
     if not files:
-        print(f"{', '.join(map(str, targets))}: no runbooks (*.yml) found", file=stderr)
+        echo(f"{', '.join(map(str, targets))}: no runbooks (*.yml) found", stderr)
         return 2
     errors = lint_paths(files)
     for error in errors:
-        print(error, file=stderr)
+        echo(str(error), stderr)
     if errors:
         return 2
-    print(f"{len(files)} runbook(s) OK", file=stdout)
+    echo(f"{len(files)} runbook(s) OK", stdout)
     return 0
 
 
@@ -82,14 +83,14 @@ def _show(name: str, stdout: TextIO, stderr: TextIO) -> int:
     path = _find(name)
     if path is None:
         known = ", ".join(p.stem for p in runbook_files([default_runbooks_dir()])) or "none"
-        print(f"unknown runbook {name!r}; known: {known}", file=stderr)
+        echo(f"unknown runbook {name!r}; known: {known}", stderr)
         return 2
     try:
         runbook = load_runbook(path)
     except RunbookError as exc:
-        print(exc, file=stderr)
+        echo(str(exc), stderr)
         return 2
-    print(describe(runbook), file=stdout)
+    echo(describe(runbook), stdout)
     return 0
 
 
