@@ -434,9 +434,10 @@ def suggest_runbook(
     """The runbook that best fits a first failing hop, or None.
 
     A runbook fits when it names the check in ``applies_to.checks`` or the layer in
-    ``applies_to.layers``; if it lists routes or services, the subject (a route or service
-    name, when the check has one) must be among them. Among fits, a named check beats a layer,
-    a named subject beats none, and a narrower runbook (fewer layers) beats a broader one.
+    ``applies_to.layers``. Among fits, a named check beats a layer, a runbook naming the
+    subject (the route or service the check ran for) in ``routes``/``services`` beats one
+    that does not, and a narrower runbook (fewer layers) beats a broader one; ties go to the
+    first given.
     """
     best: tuple[tuple[int, int, int], Runbook] | None = None
     for runbook in runbooks:
@@ -445,10 +446,8 @@ def suggest_runbook(
         by_layer = bool(layer) and layer in applies.layers
         if not (by_check or by_layer):
             continue
-        subjects = set(applies.routes) | set(applies.services)
-        if subject and subjects and subject not in subjects:
-            continue
-        score = (int(by_check), int(bool(subject) and subject in subjects), -len(applies.layers))
+        by_subject = bool(subject) and subject in {*applies.routes, *applies.services}
+        score = (int(by_check), int(by_subject), -len(applies.layers))
         if best is None or score > best[0]:
             best = (score, runbook)
     return best[1] if best else None
