@@ -726,6 +726,7 @@ class IncidentStore:
                         "verdict": data.get("verdict"),
                         "requested_by": requested_by,
                         "request_key": request_key,
+                        "recorded_at": recorded,
                     },
                 )
                 for check in checks:
@@ -829,14 +830,8 @@ class IncidentStore:
             sql = f"SELECT f.* FROM findings f WHERE f.run_id = ? {failing} ORDER BY f.id"
             params: list[Any] = [run_id]
         elif latest_only:
-            sql = (
-                "SELECT f.* FROM findings f JOIN ("
-                "  SELECT check_id, MAX(run_id) AS run_id FROM findings WHERE incident_id = ?"
-                "  GROUP BY check_id) latest"
-                " ON f.check_id = latest.check_id AND f.run_id = latest.run_id"
-                f" WHERE f.incident_id = ? {failing} ORDER BY f.run_id, f.id"
-            )
-            params = [incident_id, incident_id]
+            sql = f"{_LATEST} WHERE 1 = 1 {failing} ORDER BY f.run_id, f.id"
+            params = [incident_id, _NO_CUTOFF, incident_id]
         else:
             sql = f"SELECT f.* FROM findings f WHERE f.incident_id = ? {failing} ORDER BY f.id"
             params = [incident_id]
@@ -844,16 +839,15 @@ class IncidentStore:
 
     def check_states(self, incident_id: int, *, as_of: datetime | None = None) -> list[CheckState]:
         """Each check's latest state (optionally as it stood at ``as_of``), aggregated in SQL."""
-        cutoff = to_ts(as_of) if as_of else "9999"
-        rows = self._rows(
-            "SELECT f.check_id, f.layer, f.status, f.classification, f.summary, f.hint,"
-            " f.run_id, f.at FROM findings f JOIN ("
-            "  SELECT check_id, MAX(run_id) AS run_id FROM findings"
-            "  WHERE incident_id = ? AND at <= ? GROUP BY check_id) latest"
-            " ON f.check_id = latest.check_id AND f.run_id = latest.run_id"
-            " WHERE f.incident_id = ? ORDER BY f.run_id, f.id",
-            [incident_id, cutoff, incident_id],
-        )
+        cutoff = _NO_CUTOFF
+        if as_of is not None:
+            rows = self._rows(
+                "SELECT MAX(id) AS run_id FROM diagnose_runs"
+                " WHERE incident_id = ? AND recorded_at <= ?",
+                [incident_id, to_ts(as_of)],
+            )
+            cutoff = rows[0]["run_id"] or 0
+        rows = self._rows(f"{_LATEST} ORDER BY f.run_id, f.id", [incident_id, cutoff, incident_id])
         return [
             CheckState(
                 check_id=r["check_id"],
@@ -1138,6 +1132,16 @@ class IncidentStore:
             )
         return cursor.rowcount
 
+
+# Each check's latest finding: group the covering index (incident, check, run) first, then look
+# up ~one row per check; CROSS JOIN keeps SQLite from scanning every finding instead.
+_LATEST = (
+    "SELECT f.* FROM (SELECT check_id, MAX(run_id) AS run_id FROM findings"
+    " WHERE incident_id = ? AND run_id <= ? GROUP BY check_id) latest"
+    " CROSS JOIN findings f ON f.incident_id = ? AND f.check_id = latest.check_id"
+    " AND f.run_id = latest.run_id"
+)
+_NO_CUTOFF = 2**62
 
 _ID = re.compile(r"^#?(?:inc-?)?(\d+)$", re.IGNORECASE)
 

@@ -144,6 +144,18 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m002_summary_indexes(db: Database) -> None:
+    """When each run was recorded, and indexes so summaries stay fast on 10,000 findings."""
+    db.execute("ALTER TABLE diagnose_runs ADD COLUMN recorded_at TEXT")
+    db.execute(
+        "UPDATE diagnose_runs SET recorded_at = coalesce("
+        "(SELECT MIN(at) FROM findings WHERE findings.run_id = diagnose_runs.id), started_at)"
+    )
+    db.table("diagnose_runs").create_index(["incident_id", "recorded_at"])
+    db.table("findings").create_index(["incident_id", "status"])
+
+
 def apply_migrations(db: Database) -> list[str]:
     """Apply pending migrations under one write lock; returns the names applied.
 

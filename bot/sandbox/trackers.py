@@ -91,7 +91,7 @@ class TrackerStandIn:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="tracker-standin", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="tracker-standin", daemon=True
         )
         self._thread.start()
         return self
