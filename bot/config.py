@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -27,6 +28,21 @@ class PublicEndpoint(_Model):
     base_url: str = Field(description="What HTTP probes hit, e.g. https://registry.hokus.ai")
     hostname: str = Field(description="What DNS and Route 53 checks look up.")
     hosted_zone: str | None = Field(None, description="Route 53 zone holding the record.")
+    listener_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Load balancer listener the public URL reaches; default: the URL's port. "
+        "Set it when probes go through a tunnel or proxy on another port.",
+    )
+
+    @property
+    def port(self) -> int:
+        """The listener port the load balancer sees for public traffic."""
+        if self.listener_port:
+            return self.listener_port
+        parts = urlsplit(self.base_url)
+        return parts.port or (443 if parts.scheme == "https" else 80)
 
     @field_validator("base_url")
     @classmethod

@@ -338,11 +338,6 @@ async def _evaluate_on(
     return None
 
 
-def _public_port(base_url: str) -> int:
-    parts = urlsplit(base_url)
-    return parts.port or (443 if parts.scheme == "https" else 80)
-
-
 def _shadowed(
     ev: _Evaluation, probe: Probe, expected: set[str]
 ) -> tuple[ListenerRule | None, bool]:
@@ -375,7 +370,7 @@ async def listener_rules(ctx: CheckContext) -> CheckResult:
     env = ctx.env
     auth_header = env.auth.header if env.auth else None
     probe = Probe.for_route(env.public.hostname, route.probe, auth_header)
-    port = _public_port(env.public.base_url)
+    port = env.public.port
     lbs, source = await _candidate_load_balancers(ctx)
     if not lbs:
         return CheckResult.failed(
