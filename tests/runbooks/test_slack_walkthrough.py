@@ -249,3 +249,14 @@ async def test_list_and_unknown_name(world):
     assert "I have no runbook `nope`" in unknown["text"]
     assert "`registry-unreachable`" in unknown["text"]
     assert "runbook start NAME" in unknown["text"]
+
+
+async def test_diagnose_start_runbook_button_starts_the_walkthrough(world):
+    start = signing.block_action(world.secret, "runbook_start", "dns-misconfiguration", user_id=BOB)
+    await world.send(start)
+    assert "*Step 1 of 6: The public hostname resolves*" in shown(world)
+    assert "started by <@U0BOB>" in shown(world)
+    unknown = signing.block_action(world.secret, "runbook_start", "no-such-book", user_id=BOB)
+    await world.send(unknown)
+    (refused,) = world.slack.ephemeral_messages(CHANNEL, BOB)
+    assert "There is no runbook `no-such-book` installed. Nothing was changed." in refused["text"]
