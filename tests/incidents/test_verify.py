@@ -322,3 +322,27 @@ async def test_create_files_the_current_findings_redacted(services, incident):
     assert secret not in description
     assert "HOK-11" in reply.text and not reply.ephemeral
     assert store.tickets(incident.id)[0].check_ids == [FAILING]
+
+
+async def test_a_locked_incident_log_gets_a_clear_reply_and_keeps_earlier_rows(
+    services, incident, monkeypatch
+):
+    import sqlite3
+
+    from bot.incidents import IncidentStore
+    from commands import incident as incident_cmd
+
+    path = services.settings.hokusai_db
+    monkeypatch.setattr(services, "store", lambda: IncidentStore(path, busy_timeout=0.1))
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        reply = await incident_cmd.handle(
+            incident_cmd.parse(["note", "restarted", "the", "API", "task"]), request(), services
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert "incident log is busy (database is locked)" in reply.text
+    kinds = [e.kind for e in services.store().timeline(incident.id)]
+    assert kinds == ["declared", "diagnose"]
