@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import functools
 import json
 import logging
 import re
@@ -39,7 +40,9 @@ KNOWN_SECRET = "known-secret"
 _WRAP_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+/=.%~:@!*#$^&?\\"
 _WRAP_SET = frozenset(_WRAP_CHARS)
 _WRAP_CONTEXT = 64  # characters before the tail token that may hold its key ("password=")
-_SOFT_WRAP_MIN_WIDTH = 60  # shorter lines were ended on purpose, not wrapped by a terminal
+# A terminal wraps a long line at its width: only a line of such a width may have been cut
+# right after a secret that looks complete on its own.
+_TERMINAL_WIDTHS = frozenset({80, 100, 120, 132, 140, 150, 160, 180, 200, 220, 240, 250, 256})
 _NEW_RECORD = re.compile(
     r"\d{4}[-/]\d\d[-/]\d\d|\d\d:\d\d:\d\d|\d{1,3}(?:\.\d{1,3}){3}"
     r"|(?:DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL|TRACE|https?|h2|wss?)\b"
@@ -91,10 +94,15 @@ _NOT_SECRET_KEY_PARTS += ("backward", "marker", "previous", "prev")
 _NOT_SECRET_KEYS = frozenset({"pwd", "oldpwd", "bypass", "compass"})
 
 
+_SQUASH = re.compile(r"[^a-z0-9]+")
+_ENDINGS = tuple(ending for ending, _ in _SECRET_KEY_ENDINGS)
+
+
 def _squash(key: str) -> str:
-    return "".join(c for c in key.lower() if c.isalnum())
+    return _SQUASH.sub("", key.lower())
 
 
+@functools.lru_cache(maxsize=4096)
 def secret_key_kind(key: str) -> str | None:
     """The marker kind for a key whose value is a secret, or None for an ordinary key.
 
@@ -102,7 +110,7 @@ def secret_key_kind(key: str) -> str | None:
     ``secret_key_kind("nextToken") is None``, ``secret_key_kind("SecretArn") is None``.
     """
     squashed = _squash(key)
-    if not squashed or squashed in _NOT_SECRET_KEYS:
+    if not squashed.endswith(_ENDINGS) or squashed in _NOT_SECRET_KEYS:
         return None
     for ending, kind in _SECRET_KEY_ENDINGS:
         if squashed.endswith(ending):
@@ -131,7 +139,9 @@ _PLACEHOLDER = re.compile(
     | <[^>]*>? | .*<[a-z_ -]+>$ | \[redacted[^\]]*\]?
     | \*{3,}.* | .*\*{4,}$ | x{4,}$ | \.{3,}
     | (?:none|null|nil|undefined|true|false|redacted|hidden|sensitive|secret|password|token)$
-    | \((?:hidden|redacted|sensitive)\)$ | arn:
+    | \((?:hidden|redacted|sensitive)\)$ | arn: | .*\byour[-_] | .*[-_]here$ | .*example
+    | (?:expired|invalid|valid|missing|required|revoked|present|absent|ok|set|unset|empty
+       |rotated|refreshed|not\ set)$
     """,
     re.IGNORECASE | re.VERBOSE,
 )
@@ -197,6 +207,27 @@ def _basic_credentials(value: str) -> bool:
     return decoded.isprintable() and ":" in decoded[1:]
 
 
+_URL_SCHEMES = ("https://", "http://", "https:\\/\\/", "http:\\/\\/", "https%3A%2F%2F")
+_URL_SCHEMES += ("http%3A%2F%2F", "https%3a%2f%2f", "http%3a%2f%2f")
+
+
+def _collect_webhook(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
+    """The whole webhook URL, scheme included: the path alone is the secret."""
+    start = m.start()
+    for scheme in _URL_SCHEMES:
+        if text.startswith(scheme, start - len(scheme)):
+            start -= len(scheme)
+            break
+    out.append((start, m.end(), prio, "slack-webhook"))
+
+
+def _collect_aws_key_pair(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
+    """An access key id, and the secret key printed beside it (credentials CSV)."""
+    out.append((m.start(), m.start() + 20, prio, "aws-access-key-id"))
+    if m.start("s") != -1:
+        out.append((m.start("s"), m.end("s"), prio, "aws-secret-key"))
+
+
 def _collect_basic(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
     start, end = m.span("s")
     if _basic_credentials(text[start:end]):  # the original case: base64 is case-sensitive
@@ -230,6 +261,7 @@ def _collect_key_value(m: re.Match[str], text: str, prio: int, out: list[Span]) 
     key_start = m.start()
     while key_start > 0 and text[key_start - 1] in _KEY_CHARS:
         key_start -= 1
+    key_start = _wrapped_key_start(text, key_start)
     key = text[key_start : m.end("suffix")]
     kind = secret_key_kind(key)
     if kind is None:
@@ -243,13 +275,50 @@ def _collect_key_value(m: re.Match[str], text: str, prio: int, out: list[Span]) 
     value = text[start:end]
     if start >= end or is_placeholder(value) or text[end : end + 1] == "<":
         return  # "hk_live_<redacted>" is a placeholder however it is cut
-    token_start = text.rfind(" ", 0, key_start) + 1
-    if text.startswith("arn:", token_start) or "arn:" in text[token_start:key_start]:
+    if _in_arn(text, key_start):
         return  # arn:aws:secretsmanager:...:secret:name-AbCdEf names a secret, it is not one
+    if m.group("sep") == "=" and raw[:1] not in "\"'" and _code_expression(text, m, value):
+        return  # Python: secret = client.get_secret_value(SecretId=arn)
     prose = m.group("sep") == ":" and not m.group("q") and not _key_leads(text, key_start)
     if prose and not _looks_secret(value):  # "failed to refresh token: expired"
         return
     out.append((start, end, prio, kind))
+
+
+_CODE_VALUE = re.compile(r"[A-Za-z_][\w.]*\(.*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[a-z]+(?:_[a-z]+)+")
+
+
+def _code_expression(text: str, m: re.Match[str], value: str) -> bool:
+    """An assignment in code (spaces around ``=``, a call or a name on the right)."""
+    spaced = text[m.start("sep") - 1 : m.start("sep")] == " "
+    return spaced and _CODE_VALUE.fullmatch(value) is not None
+
+
+_ACCOUNT_BEFORE = re.compile(r":\d{12}:")
+
+
+def _in_arn(text: str, key_start: int) -> bool:
+    """The key is a part of an ARN (``...:123456789012:secret:name``), even a wrapped one."""
+    if _ACCOUNT_BEFORE.fullmatch(text, max(0, key_start - 14), key_start):
+        return True
+    token_start = max(text.rfind(c, 0, key_start) for c in " \t\n\"'") + 1
+    return "arn:" in text[token_start:key_start]
+
+
+def _wrapped_key_start(text: str, key_start: int) -> int:
+    """Where a key starts when a terminal wrapped it: ``"nextBackw`` / ``ardToken": "b/3..."``."""
+    if key_start == 0 or text[key_start - 1] != "\n":
+        return key_start
+    end = key_start - 1
+    if end and text[end - 1] == "\r":
+        end -= 1
+    line_start = text.rfind("\n", 0, end) + 1
+    if end - line_start not in _TERMINAL_WIDTHS:
+        return key_start
+    start = end
+    while start > line_start and text[start - 1] in _KEY_CHARS:
+        start -= 1
+    return start if start < end else key_start
 
 
 def _unbalanced_closers(value: str) -> int:
@@ -294,6 +363,11 @@ def _rule(kind: str, keywords: Iterable[str], pattern: str, **options: Any) -> _
     return _Rule(kind, tuple(keywords), re.compile(pattern, flags), collect=collect, **options)
 
 
+# After a key noun ("password", "api_key", "token"), closing the key: quote, separator, value.
+_KEY_VALUE = (
+    r"(?:word|wd|phrase|s)?(?P<suffix>)(?P<q>\\?[\"'])?[ \t]*(?P<sep>=>|:=|=|:)[ \t]*"
+    r"(?P<val>\"(?:[^\"\\\n]|\\.)*\"?|'[^'\n]*'?|[^\s\"'`&,;<>]+)"
+)
 _B64 = r"[A-Za-z0-9/+]"
 _B64_URL = r"(?:[A-Za-z0-9/+=]|%2[BbFf]|%3[Dd])"
 _END = r"(?![A-Za-z0-9])"
@@ -301,42 +375,35 @@ _END = r"(?![A-Za-z0-9])"
 _RULES: tuple[_Rule, ...] = (
     _rule(
         "private-key",
-        ["PRIVATE KEY"],
-        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----.*?-----END[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----",
+        ["-----BEGIN"],
+        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----"
+        r"(?:.*?-----END[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----|(?:(?:\r?\n|\\r?\\n)"
+        r"(?:[A-Za-z0-9+/=]{16,}(?=\r?\n|\\n|$)|(?:Proc-Type|DEK-Info):[^\n\\]*)?)*)",
         dotall=True,
         bounded=False,
     ),
-    _rule(
-        "private-key",
-        ["PRIVATE KEY"],
-        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----(?:(?:\r?\n|\\r?\\n)(?:[A-Za-z0-9+/=]{16,}"
-        r"(?=\r?\n|\\n|$)|(?:Proc-Type|DEK-Info):[^\n\\]*)?)*",
-        bounded=False,
-    ),
     _rule("hokusai-api-key", ["hk_live_", "hk_test_"], r"hk_(?:live|test)_[A-Za-z0-9]{32}" + _END),
-    _rule("aws-access-key-id", ["AKIA"], r"AKIA[A-Z0-9]{16}(?![A-Za-z0-9])"),
-    _rule("aws-access-key-id", ["ASIA"], r"ASIA[A-Z0-9]{16}(?![A-Za-z0-9])"),
     _rule(
-        "aws-secret-key",
+        "aws-access-key-id",
         ["AKIA", "ASIA"],
-        r"A[KS]IA[A-Z0-9]{16}[ \t,;:|]+(?P<s>" + _B64 + r"{40})(?![A-Za-z0-9/+=])",
+        r"A[KS]IA[A-Z0-9]{16}(?![A-Za-z0-9])(?:[ \t,;:|]+(?P<s>"
+        + _B64
+        + r"{40})(?![A-Za-z0-9/+=]))?",
+        collect=_collect_aws_key_pair,
     ),
-    _rule(
-        "aws-session-token",
-        ["IQoJb3JpZ2lu", "FwoGZXIvYXdz"],
-        r"(?:IQoJb3JpZ2lu|FwoGZXIvYXdz)" + _B64_URL + r"{40,}",
-    ),
+    _rule("aws-session-token", ["IQoJb3JpZ2lu"], r"IQoJb3JpZ2lu" + _B64_URL + r"{40,}"),
     _rule(
         "slack-webhook",
         ["hooks.slack.com"],
-        r"(?:https?:(?:\\?/|%2[Ff]){2})?hooks\.slack\.com(?:\\?/|%2[Ff])"
-        r"(?:services|workflows|triggers)(?:(?:\\?/|%2[Ff])[A-Za-z0-9_\-]+)+",
+        r"hooks\.slack\.com(?:\\?/|%2[Ff])(?:services|workflows|triggers)"
+        r"(?:(?:\\?/|%2[Ff])[A-Za-z0-9_\-]+)+",
         bounded=False,
+        collect=_collect_webhook,
     ),
     _rule(
         "slack-token",
         ["xox"],
-        r"xox(?:[abposr]|e\.xox[bp]|e)-(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{10,}",
+        r"xox(?:[abposr]|e\.xox[bp]|e)-\d+-[A-Za-z0-9-]{8,}",
     ),
     _rule("slack-token", ["xapp-"], r"xapp-\d-[A-Za-z0-9-]{10,}"),
     _rule("github-token", ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"], r"gh[pousr]_[A-Za-z0-9]{36,}"),
@@ -353,11 +420,8 @@ _RULES: tuple[_Rule, ...] = (
         r"sk-(?:proj-|svcacct-|admin-|None-)?(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Z])"
         r"[A-Za-z0-9_\-]{32,}",
     ),
-    _rule(
-        "stripe-key",
-        ["sk_live_", "sk_test_", "rk_live_", "rk_test_"],
-        r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,}",
-    ),
+    _rule("stripe-key", ["sk_live_", "sk_test_"], r"sk_(?:live|test)_[A-Za-z0-9]{16,}"),
+    _rule("stripe-key", ["rk_live_", "rk_test_"], r"rk_(?:live|test)_[A-Za-z0-9]{16,}"),
     _rule("stripe-key", ["whsec_"], r"whsec_[A-Za-z0-9+/=]{24,}"),
     _rule("google-api-key", ["AIza"], r"AIza[0-9A-Za-z_\-]{35}"),
     _rule("google-oauth-secret", ["GOCSPX-"], r"GOCSPX-[A-Za-z0-9_\-]{20,}"),
@@ -419,28 +483,30 @@ _RULES: tuple[_Rule, ...] = (
         shaped=False,
         collect=_collect_basic,
     ),
-    _rule(
-        "password-field",
-        ['"name"', "'name'"],
-        r"[\"']name[\"'][ \t]*:[ \t]*[\"'](?P<key>[^\"'\n]{1,200})[\"'][ \t]*,[ \t]*"
-        r"[\"']value[\"'][ \t]*:[ \t]*[\"'](?P<s>(?:[^\"'\\\n]|\\.)*)[\"']",
-        lower=True,
-        bounded=False,
-        shaped=False,
-        collect=_collect_ecs_environment,
+    *(
+        _rule(
+            "password-field",
+            [f"{q}name{q}"],
+            rf"{q}name{q}[ \t]*:[ \t]*{q}(?P<key>[^{q}\n]{{1,200}}){q}[ \t]*,[ \t]*"
+            rf"{q}value{q}[ \t]*:[ \t]*{q}(?P<s>(?:[^{q}\\\n]|\\.)*){q}",
+            lower=True,
+            bounded=False,
+            shaped=False,
+            collect=_collect_ecs_environment,
+        )
+        for q in ('"', "'")
     ),
-    _rule(
-        "password-field",
-        ["pass", "pwd", "secret", "token", "key", "credential"],
-        r"(?P<noun>password|passwd|passphrase|pass|pwd|secret|token|api[_-]?key|private[_-]?key"
-        r"|credentials?|access[_-]?key|auth[_-]?key|account[_-]?key|signing[_-]?key"
-        r"|encryption[_-]?key|master[_-]?key|session[_-]?key|client[_-]?key)"
-        r"(?P<suffix>[a-z0-9_.\-]*)(?P<q>\\?[\"'])?[ \t]*(?P<sep>=>|:=|=|:)[ \t]*"
-        r"(?P<val>\"(?:[^\"\\\n]|\\.)*\"?|'[^'\n]*'?|[^\s\"'`&,;<>]+)",
-        lower=True,
-        bounded=False,
-        shaped=False,
-        collect=_collect_key_value,
+    *(
+        _rule(
+            "password-field",
+            [noun],
+            noun + _KEY_VALUE,
+            lower=True,
+            bounded=False,
+            shaped=False,
+            collect=_collect_key_value,
+        )
+        for noun in ("pass", "pwd", "secret", "token", "key", "credential")
     ),
 )
 
@@ -647,33 +713,52 @@ class Redactor:
         return spans
 
     def _escaped_spans(self, text: str) -> list[Span]:
-        """Find secrets in lines holding URL or JSON escapes, by decoding those lines."""
+        """Find secrets in lines holding URL or JSON escapes, by decoding those lines.
+
+        The decoded lines are scanned as one batch; matches map back through the decoding.
+        """
         lines: list[tuple[int, int]] = []
-        last_end = -1
-        for m in _ESCAPE.finditer(text):
-            if m.start() < last_end:
-                continue
+        m = _ESCAPE.search(text)
+        while m:
             start = text.rfind("\n", 0, m.start()) + 1
             end = text.find("\n", m.end())
-            last_end = len(text) if end == -1 else end
-            lines.append((start, last_end))
-        spans: list[Span] = []
+            end = len(text) if end == -1 else end
+            lines.append((start, end))
+            m = _ESCAPE.search(text, end)
+        decoded_lines: list[str] = []
+        offsets: list[int] = []
+        maps: list[list[tuple[int, int, int, int]]] = []
+        at = 0
         for line_start, line_end in lines:
-            line = text[line_start:line_end]
-            decoded, segments = _decode_escapes(line)
-            found = self._plain_spans(decoded)
-            if not found:
-                continue
+            decoded, segments = _decode_escapes(text[line_start:line_end])
+            decoded_lines.append(decoded.replace("\n", " "))  # one batch line per source line
+            offsets.append(at)
+            maps.append(segments)
+            at += len(decoded) + 1
+        spans: list[Span] = []
+        for start, end, prio, kind in self._plain_spans("\n".join(decoded_lines)):
+            index = bisect.bisect_right(offsets, start) - 1
+            base = offsets[index]
+            if end - base > len(decoded_lines[index]):
+                continue  # a match across batch lines is an artefact of batching
+            segments = maps[index]
             starts = [seg[0] for seg in segments]
-            for start, end, prio, kind in found:
-                src_start, src_end = _map_back(segments, starts, start, end)
-                spans.append((line_start + src_start, line_start + src_end, prio, kind))
+            src_start, src_end = _map_back(segments, starts, start - base, end - base)
+            line_start = lines[index][0]
+            spans.append((line_start + src_start, line_start + src_end, prio, kind))
         return spans
 
     def _wrapped_spans(self, text: str, plain: list[Span]) -> list[Span]:
-        """Find secrets a soft wrap split across a line break; mark both halves."""
-        spans: list[Span] = []
-        plain_ends = {end for _, end, _, _ in plain}
+        """Find secrets a soft wrap split across a line break; mark both halves.
+
+        Each line break between two runs of secret characters gives a candidate: the end of
+        the first line (with some context for its key) joined to the start of the next. The
+        candidates are scanned as one batch; a match must straddle the join.
+        """
+        joints: list[tuple[int, int, int, int, bool]] = []
+        pieces: list[str] = []
+        offsets: list[int] = []
+        at = 0
         length = len(text)
         newline = text.find("\n")
         while newline != -1:
@@ -681,35 +766,45 @@ class Redactor:
             if after < length and text[after] in _WRAP_SET:
                 end = newline - 1 if newline > 0 and text[newline - 1] == "\r" else newline
                 if end > 0 and text[end - 1] in _WRAP_SET:
-                    spans.extend(self._joint_spans(text, end, after, plain_ends))
+                    line_start = text.rfind("\n", 0, end) + 1
+                    line = text[line_start:end]
+                    tail = len(line) - len(line.rstrip(_WRAP_CHARS))
+                    window_start = max(line_start, end - tail - _WRAP_CONTEXT)
+                    next_end = text.find("\n", after)
+                    rest = text[after : length if next_end == -1 else next_end]
+                    head_end = after + len(rest) - len(rest.lstrip(_WRAP_CHARS))
+                    closing = text[head_end : head_end + 1]
+                    piece_end = head_end + 1 if closing in "\"'" and closing else head_end
+                    if _NEW_RECORD.match(rest):
+                        newline = text.find("\n", after)
+                        continue  # the next line opens a record of its own
+                    wrapped = len(line) in _TERMINAL_WIDTHS
+                    joints.append((window_start, end, after, head_end, wrapped))
+                    piece = text[window_start:end] + text[after:piece_end]
+                    pieces.append(piece)
+                    offsets.append(at)
+                    at += len(piece) + 1
             newline = text.find("\n", after)
-        return spans
-
-    def _joint_spans(self, text: str, end: int, after: int, plain_ends: set[int]) -> list[Span]:
-        line_start = text.rfind("\n", 0, end) + 1
-        line = text[line_start:end]
-        tail = len(line) - len(line.rstrip(_WRAP_CHARS))
-        window_start = max(line_start, end - tail - _WRAP_CONTEXT)
-        head_end = after + 1
-        next_end = text.find("\n", after)
-        next_end = len(text) if next_end == -1 else next_end
-        rest = text[after:next_end]
-        head_end = after + len(rest) - len(rest.lstrip(_WRAP_CHARS))
-        joint = end - window_start
-        candidate = text[window_start:end] + text[after:head_end]
-        found = [s for s in self._plain_spans(candidate) if s[0] < joint < s[1]]
-        if not found:
+        if not joints:
             return []
-        # A complete secret ending the line, followed by a new record, is not a wrapped one.
-        complete = end in plain_ends
-        looks_wrapped = len(line) >= _SOFT_WRAP_MIN_WIDTH and not _NEW_RECORD.match(rest)
+        plain_ends = {(end, prio) for _, end, prio, _ in plain}
         spans: list[Span] = []
-        for start, stop, prio, kind in found:
+        for start, stop, prio, kind in self._plain_spans("\n".join(pieces)):
+            index = bisect.bisect_right(offsets, start) - 1
+            window_start, end, after, head_end, wrapped = joints[index]
+            joint = offsets[index] + end - window_start
+            if not start < joint < stop or stop - offsets[index] > len(pieces[index]):
+                continue  # not across this join, or across two candidates of the batch
+            # A complete secret ending its line, or a value judged only by its key, is taken
+            # for wrapped only when the line is exactly as wide as a terminal.
+            head_stop = after + stop - joint
             shaped = prio < 0 or _RULES[prio].shaped
-            if not (looks_wrapped if complete or not shaped else True):
+            if ((end, prio) in plain_ends or not shaped) and not (
+                wrapped and (head_stop == head_end or text[head_stop] in "&;,")
+            ):
                 continue
-            spans.append((window_start + start, end, prio, kind))
-            spans.append((after, after + stop - joint, prio, kind))
+            spans.append((window_start + start - offsets[index], end, prio, kind))
+            spans.append((after, min(head_stop, head_end), prio, kind))
         return spans
 
 
