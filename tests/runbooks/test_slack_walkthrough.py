@@ -254,7 +254,7 @@ async def test_list_and_unknown_name(world):
 async def test_diagnose_start_runbook_button_starts_the_walkthrough(world):
     start = signing.block_action(world.secret, "runbook_start", "dns-misconfiguration", user_id=BOB)
     await world.send(start)
-    assert "*Step 1 of 6: The public hostname resolves*" in shown(world)
+    assert "*Step 1 of 5: The public hostname resolves*" in shown(world)
     assert "started by <@U0BOB>" in shown(world)
     unknown = signing.block_action(world.secret, "runbook_start", "no-such-book", user_id=BOB)
     await world.send(unknown)
