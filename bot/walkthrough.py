@@ -435,16 +435,22 @@ def advance(
     action: Action,
     actor: str,
     now: datetime | None = None,
+    *,
+    attempts: int = 5,
 ) -> tuple[WalkState, str]:
-    """Load, apply, and save only if nobody saved in between; the loser gets StaleAction."""
-    record = store.load(session_id)
-    if record is None:
-        raise InvalidAction("that walkthrough no longer exists")
-    state = load_state(record)
-    new, line = walker.apply(state, action, actor, now)
-    if not store.save_if_version(session_id, state.version, new, actor):
-        if ActionKind(action.kind) in (ActionKind.NOTE, ActionKind.RESULT):
-            # These lost only a race, not their meaning: apply them to the newer state again.
-            return advance(store, walker, session_id, action, actor, now)
-        raise StaleAction("someone else moved this walkthrough on at the same moment")
-    return new, line
+    """Load, apply, and save only if nobody saved in between; the loser gets StaleAction.
+
+    Notes and run results do not depend on the latest version, so a lost race is retried on
+    the newer state (up to ``attempts`` times); a click that moves the walk is not.
+    """
+    for _ in range(attempts):
+        record = store.load(session_id)
+        if record is None:
+            raise InvalidAction("that walkthrough no longer exists")
+        state = load_state(record)
+        new, line = walker.apply(state, action, actor, now)
+        if store.save_if_version(session_id, state.version, new, actor):
+            return new, line
+        if ActionKind(action.kind) not in (ActionKind.NOTE, ActionKind.RESULT):
+            break
+    raise StaleAction("someone else moved this walkthrough on at the same moment")
