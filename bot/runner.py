@@ -264,13 +264,15 @@ class Runner:
         chosen = {i for i in everything if any(self._matches(i, s) for s in scopes)}
         pending = list(chosen)
         while pending:
-            for need in self._needs(pending.pop(), everything):
+            for need in self.needs_of(pending.pop(), everything):
                 if need not in chosen:
                     chosen.add(need)
                     pending.append(need)
         return [i for i in everything if i in chosen]
 
-    def _needs(self, instance: CheckInstance, pool: Sequence[CheckInstance]) -> list[CheckInstance]:
+    def needs_of(
+        self, instance: CheckInstance, pool: Sequence[CheckInstance]
+    ) -> list[CheckInstance]:
         """The instances ``instance`` waits for: the same subject when both are per the same
         kind of subject, every instance otherwise."""
         out = []
@@ -348,7 +350,7 @@ class Runner:
         limit = asyncio.Semaphore(self.concurrency) if self.concurrency else None
 
         async def run_one(instance: CheckInstance) -> None:
-            needs = self._needs(instance, instances)
+            needs = self.needs_of(instance, instances)
             upstream = {n.id: await done[n.id] for n in needs}
             if limit is None:
                 outcome = await self._execute(instance, aws, http, upstream)
@@ -359,7 +361,7 @@ class Runner:
             if on_outcome is not None:
                 await _notify(on_outcome, outcome)
 
-        _check_acyclic(instances, self._needs)
+        _check_acyclic(instances, self.needs_of)
         await asyncio.gather(*(run_one(i) for i in instances))
         return {key: future.result() for key, future in done.items()}
 
