@@ -143,8 +143,9 @@ def _alb(i: _Ids) -> list[str]:
     )
     status = i.rng.choice(["200", "404", "404", "502", "403"])
     return [
-        f"https {i.ts()} app/hokusai-main-development/{i.hex(16)} {i.ip()}:{i.rng.randint(1024, 65535)}"
-        f" {i.ip()}:5000 0.001 0.0{i.rng.randint(10, 99)} 0.000 {status} {status} 512 183 "
+        f"https {i.ts()} app/hokusai-main-development/{i.hex(16)} "
+        f"{i.ip()}:{i.rng.randint(1024, 65535)} {i.ip()}:5000 0.001 0.0{i.rng.randint(10, 99)} "
+        f"0.000 {status} {status} 512 183 "
         f'"GET https://registry.hokus.ai:443{path} HTTP/1.1" "python-requests/2.31.0" '
         f'ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 {i.tg_arn()} "{i.trace()}" '
         f'"registry.hokus.ai" "arn:aws:acm:us-east-1:{i.account()}:certificate/{i.uuid()}" 0 '
@@ -188,7 +189,8 @@ def _mlflow(i: _Ids) -> list[str]:
                 f"{i.rng.randint(1, 40)}/{run}/artifacts/model/MLmodel",
                 f"{i.ts()} INFO registered model version models:/lscor/{i.rng.randint(1, 9)} "
                 f"from runs:/{run}/model",
-                "mlflow.exceptions.RestException: INTERNAL_ERROR: Response: {'detail': 'Not Found'}",
+                "mlflow.exceptions.RestException: INTERNAL_ERROR: "
+                "Response: {'detail': 'Not Found'}",
                 f"{i.ts()} WARNING Failed to create MLflow client after 3 attempts ({i.host()})",
             ]
         )
@@ -200,11 +202,13 @@ def _traceback(i: _Ids) -> list[str]:
         "Traceback (most recent call last):",
         '  File "/app/hokusai/auth/token.py", line 42, in refresh_token',
         "    secret = client.get_secret_value(SecretId=secret_arn)",
-        '  File "/usr/local/lib/python3.11/site-packages/botocore/client.py", line 1021, in _make_api_call',
+        '  File "/usr/local/lib/python3.11/site-packages/botocore/client.py", line 1021, '
+        "in _make_api_call",
         "    raise error_class(parsed_response, operation_name)",
-        "botocore.exceptions.ClientError: An error occurred (AccessDeniedException) when calling the "
-        f"GetSecretValue operation: User: arn:aws:sts::{i.account()}:assumed-role/hokusai-ecs-task/"
-        f"{i.hex(32)} is not authorized to perform: secretsmanager:GetSecretValue on resource: "
+        "botocore.exceptions.ClientError: An error occurred (AccessDeniedException) when calling "
+        f"the GetSecretValue operation: User: arn:aws:sts::{i.account()}:assumed-role/"
+        f"hokusai-ecs-task/{i.hex(32)} is not authorized to perform: "
+        "secretsmanager:GetSecretValue on resource: "
         f"{i.secret_arn()}",
     ]
 
@@ -251,7 +255,7 @@ def _settings_and_placeholders(i: _Ids) -> list[str]:
                 "SLACK_BOT_TOKEN=xoxb-your-bot-token",
                 "mlflow server --backend-store-uri postgresql://mlflow:${DB_PASSWORD}@db:5432/mlflow",
                 'FATAL:  password authentication failed for user "mlflow"',
-                f'"UserId": "AROA{i.s(UPPER_DIGITS, 17)}:botocore-session-{i.rng.randint(1, 10**9)}"',
+                f'"UserId": "AROA{i.s(UPPER_DIGITS, 17)}:session-{i.rng.randint(1, 10**9)}"',
                 f"git commit {i.hex(40)} (HEAD -> main, origin/main) Merge pull request #42",
                 f"SecretId={i.secret_arn()} VersionStage=AWSCURRENT",
                 f"{i.ts()} INFO resolved {i.host()} to {i.ip()} in 3 ms",

@@ -302,10 +302,16 @@ def _in_arn(text: str, key_start: int) -> bool:
     if _ACCOUNT_BEFORE.fullmatch(text, max(0, key_start - 14), key_start):
         return True
     token_start = max(text.rfind(c, 0, key_start) for c in " \t\n\"'") + 1
+    if token_start and text[token_start - 1] == "\n":
+        # a terminal may have wrapped the ARN: look at the end of the line before too
+        token_start = _wrapped_key_start(text, token_start, _TOKEN_CHARS)
     return "arn:" in text[token_start:key_start]
 
 
-def _wrapped_key_start(text: str, key_start: int) -> int:
+_TOKEN_CHARS = _KEY_CHARS | frozenset(":/")
+
+
+def _wrapped_key_start(text: str, key_start: int, chars: frozenset[str] = _KEY_CHARS) -> int:
     """Where a key starts when a terminal wrapped it: ``"nextBackw`` / ``ardToken": "b/3..."``."""
     if key_start == 0 or text[key_start - 1] != "\n":
         return key_start
@@ -316,7 +322,7 @@ def _wrapped_key_start(text: str, key_start: int) -> int:
     if end - line_start not in _TERMINAL_WIDTHS:
         return key_start
     start = end
-    while start > line_start and text[start - 1] in _KEY_CHARS:
+    while start > line_start and text[start - 1] in chars:
         start -= 1
     return start if start < end else key_start
 
