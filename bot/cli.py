@@ -80,9 +80,15 @@ def cmd_socket(args: argparse.Namespace) -> int:
     app = _build_app(settings)
 
     async def run() -> None:
+        from bot.server import start_scheduler
+
         handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
-        print("hokusai: connected in Socket Mode", flush=True)
-        await handler.start_async()
+        scheduler = start_scheduler(app)
+        print("hokusai: connecting in Socket Mode", flush=True)
+        try:
+            await handler.start_async()
+        finally:
+            await scheduler.stop()
 
     try:
         asyncio.run(run())
@@ -105,6 +111,18 @@ def cmd_redact(args: argparse.Namespace) -> int:
     from bot import redact_cli
 
     return redact_cli.main(args.files, sys.stdin, sys.stdout, sys.stderr)
+
+
+def cmd_runbook(args: argparse.Namespace) -> int:
+    from bot import runbook_cli
+
+    return runbook_cli.main(args.rest, sys.stdout, sys.stderr)
+
+
+def cmd_incident(args: argparse.Namespace) -> int:
+    from bot import incident_cli
+
+    return incident_cli.main(args.rest, _settings(), sys.stdout, sys.stderr)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -132,9 +150,21 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--socket", action="store_true", help="a manifest for Socket Mode")
     p.set_defaults(func=cmd_manifest)
 
-    p = sub.add_parser("redact", help="Copy text with every secret replaced, line for line.")
-    p.add_argument("files", nargs="*", metavar="FILE", help="files to read (default: stdin)")
+    p = sub.add_parser(
+        "redact",
+        help="Copy text with every secret replaced, line for line.",
+        description="Reads FILEs (or stdin, or -) and writes them with every secret replaced.",
+    )
+    p.add_argument("files", nargs=argparse.REMAINDER, metavar="FILE", help="default: stdin")
     p.set_defaults(func=cmd_redact)
+
+    p = sub.add_parser("runbook", help="runbook lint [PATH]... | runbook show NAME")
+    p.add_argument("rest", nargs=argparse.REMAINDER, metavar="lint|show ...")
+    p.set_defaults(func=cmd_runbook)
+
+    p = sub.add_parser("incident", help="incident list | show ID | export ID")
+    p.add_argument("rest", nargs=argparse.REMAINDER, metavar="list|show|export ...")
+    p.set_defaults(func=cmd_incident)
 
     p = sub.add_parser("demo", help="Run the sandbox demo end to end.")
     p.add_argument("--scenario", default="seed-outage", help="which breakage to show")

@@ -268,7 +268,7 @@ def install_log_redaction(redactor: Redactor | None = None) -> None:
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
     # One line per HTTP request drowns the log (and the benchmarks); warnings still show.
-    for noisy in ("httpx", "httpcore"):
+    for noisy in ("httpx", "httpcore", "botocore.credentials", "botocore.configprovider"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for handler in root.handlers:
         if not any(isinstance(f, _RedactingLogFilter) for f in handler.filters):

@@ -128,7 +128,20 @@ async def serve_forever(
         on_ready(bound_port(server))
 
     watcher = asyncio.create_task(announce())
+    scheduler = start_scheduler(app)
     try:
         await server.serve()
     finally:
         watcher.cancel()
+        if scheduler is not None:
+            await scheduler.stop()
+
+
+def start_scheduler(app: AsyncApp) -> Any:
+    """Start the periodic incident summaries on the running loop (every process may: a lease
+    in the database decides who posts)."""
+    from bot.scheduler import SummaryScheduler
+
+    scheduler = SummaryScheduler(app.hokusai_services)  # type: ignore[attr-defined]
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,157 @@
+"""``hokusai demo``: the seed outage on one laptop, end to end.
+
+Builds the sandbox (moto, DNS, the edge, the API service, a real MLflow), starts the real bot
+in HTTP mode against the Slack stand-in, plays what a responder would type and click, and
+prints the channel as a person would see it, then the verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+from bot.outbound import echo
+from bot.sandbox.conversation import Conversation
+from bot.sandbox.slack import DEFAULT_CHANNEL_ID
+from bot.sandbox.transcript import render_channel
+from bot.sandbox.world import Sandbox, describe, scenario_names
+
+TITLE = "Model registration failing: registry.hokus.ai answers 404"
+
+
+class _Narrator:
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.started = time.monotonic()
+
+    def say(self, text: str = "") -> None:
+        echo(text, self.out)
+
+    def step(self, text: str) -> None:
+        elapsed = time.monotonic() - self.started
+        echo(f"[{elapsed:5.1f}s] {text}", self.out)
+
+
+def run_demo(scenario: str = "seed-outage", keep: bool = False, out: IO[str] | None = None) -> int:
+    """Run the demo; returns the exit code (0 when the bot named the expected hop)."""
+    import sys
+
+    from bot.cli import UsageExit
+
+    out = out or sys.stdout
+    if scenario not in scenario_names():
+        raise UsageExit(
+            f"hokusai demo: unknown scenario {scenario!r}; known: {', '.join(scenario_names())}"
+        )
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
+        os.environ.pop(var, None)  # everything here is loopback
+    os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    logging.basicConfig(level=logging.WARNING)
+    say = _Narrator(out)
+    say.say(f"Hokusai demo — scenario {scenario}: {describe(scenario)}")
+    say.say("Everything runs on 127.0.0.1: no Slack, AWS or tracker account is used.\n")
+    with tempfile.TemporaryDirectory(prefix="hokusai-demo-") as tmp:
+        workdir = Path(tmp)
+        say.step("Starting the sandbox: moto, DNS, the load-balancer edge, the API, MLflow …")
+        with Sandbox(scenario, workdir=workdir / "sandbox") as sandbox:
+            say.step(
+                f"Sandbox up: edge {sandbox.edge.url}, DNS {sandbox.dns.address}, "
+                f"MLflow {sandbox.mlflow.url}, moto {sandbox.moto.url}"
+            )
+            with Conversation(sandbox.config_path, workdir / "hokusai.db") as chat:
+                say.step(f"Bot listening on {chat.server.events_url}\n")
+                incident_channel = _play(chat, say)
+                say.say()
+                _print_channels(chat, incident_channel, say)
+                verdict = _verdict(chat, say)
+                if keep:
+                    _keep_running(sandbox, chat, say)
+        say.step("Stopped everything.")
+    return verdict
+
+
+def _play(chat: Conversation, say: _Narrator) -> str:
+    def typed(text: str, channel: str = DEFAULT_CHANNEL_ID) -> None:
+        say.step(f"@oncall types in #{_name(chat, channel)}: /hokusai {text}")
+        ack = chat.command(text, channel_id=channel)
+        if ack.text:
+            say.say("         (only you can see this) " + ack.text.splitlines()[0])
+
+    typed(f'incident declare "{TITLE}" sev=1')
+    try:
+        channel = chat.channel_named("inc-")["id"]
+    except LookupError:
+        channel = DEFAULT_CHANNEL_ID
+    typed("diagnose", channel)
+    typed("runbook start registry-unreachable", channel)
+    walkthrough = chat.last_message(channel, containing="runbook_")
+    for label in ("Run", "Run"):
+        try:
+            chat.click(walkthrough, label, channel_id=channel)
+        except LookupError:
+            break
+        say.step(f"@oncall clicks [ {label} ] on the runbook")
+        walkthrough = chat.last_message(channel, containing="runbook_")
+    typed("ticket create Registry MLflow paths answered 404 by the API service", channel)
+    typed("incident summary", channel)
+    return channel
+
+
+def _name(chat: Conversation, channel_id: str) -> str:
+    channel = chat.slack.channel(channel_id) or {}
+    return channel.get("name") or channel_id
+
+
+def _print_channels(chat: Conversation, incident_channel: str, say: _Narrator) -> None:
+    seen = [DEFAULT_CHANNEL_ID] + (
+        [incident_channel] if incident_channel != DEFAULT_CHANNEL_ID else []
+    )
+    for channel_id in seen:
+        say.say(render_channel(chat.messages(channel_id), name=_name(chat, channel_id)))
+    if chat.tracker is not None and chat.tracker.issues:
+        say.say("━━━ tracker (local Linear stand-in) " + "━" * 60)
+        for key, issue in chat.tracker.issues.items():
+            say.say(f"  {key}  {issue.title}  [{issue.status}]")
+        say.say()
+
+
+def _verdict(chat: Conversation, say: _Narrator) -> int:
+    store = chat.server.app.hokusai_services.store()
+    runs = store.runs(limit=1)
+    if not runs:
+        say.say("No diagnose run was recorded.")
+        return 1
+    run = runs[0]
+    say.say("Verdict: " + (run.verdict or "(none)"))
+    return 0
+
+
+def _keep_running(sandbox: Sandbox, chat: Conversation, say: _Narrator) -> None:
+    say.say(
+        "\nThe sandbox keeps running. In another terminal:\n"
+        f"  export AWS_ENDPOINT_URL={sandbox.moto.url} AWS_ACCESS_KEY_ID=sandbox "
+        "AWS_SECRET_ACCESS_KEY=sandbox AWS_REGION=us-east-1\n"
+        f"  export HOKUSAI_API_KEY=<the sandbox key: see {sandbox.workdir}/api-key>\n"
+        f"  .venv/bin/hokusai diagnose --config {sandbox.config_path}\n"
+        f"  curl -s {sandbox.edge.url}/api/2.0/mlflow/experiments/search?max_results=1\n"
+        f"  dig @127.0.0.1 -p {sandbox.dns.address.rsplit(':', 1)[1]} registry.hokus.ai\n"
+        f"The bot takes signed Slack requests at {chat.server.events_url}.\n"
+        "Press Ctrl-C to stop everything."
+    )
+    key_file = sandbox.workdir / "api-key"
+    key_file.write_text(sandbox.api_key + "\n")
+    key_file.chmod(0o600)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        signal.signal(signal.SIGINT, previous)
