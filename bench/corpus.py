@@ -65,7 +65,7 @@ class Corpus:
 # --- random identifiers ----------------------------------------------------------------------
 
 
-class _Ids:
+class Identifiers:
     """Realistic identifiers: the evidence a redactor must leave readable."""
 
     def __init__(self, rng: random.Random) -> None:
@@ -131,7 +131,7 @@ class _Ids:
 # --- clean lines -------------------------------------------------------------------------------
 
 
-def _alb(i: _Ids) -> list[str]:
+def _alb(i: Identifiers) -> list[str]:
     path = i.rng.choice(
         [
             "/api/mlflow/api/2.0/mlflow/experiments/search?max_results=1",
@@ -153,7 +153,7 @@ def _alb(i: _Ids) -> list[str]:
     ]
 
 
-def _ecs_json(i: _Ids) -> list[str]:
+def _ecs_json(i: Identifiers) -> list[str]:
     message = i.rng.choice(
         [
             "GET /api/2.0/mlflow/experiments/search 404",
@@ -178,7 +178,7 @@ def _ecs_json(i: _Ids) -> list[str]:
     return [json.dumps(record)]
 
 
-def _mlflow(i: _Ids) -> list[str]:
+def _mlflow(i: Identifiers) -> list[str]:
     run = i.hex(32)
     return [
         i.rng.choice(
@@ -197,7 +197,7 @@ def _mlflow(i: _Ids) -> list[str]:
     ]
 
 
-def _traceback(i: _Ids) -> list[str]:
+def _traceback(i: Identifiers) -> list[str]:
     return [
         "Traceback (most recent call last):",
         '  File "/app/hokusai/auth/token.py", line 42, in refresh_token',
@@ -213,7 +213,7 @@ def _traceback(i: _Ids) -> list[str]:
     ]
 
 
-def _task_definition(i: _Ids) -> list[str]:
+def _task_definition(i: Identifiers) -> list[str]:
     image = f"{i.account()}.dkr.ecr.us-east-1.amazonaws.com/hokusai-api@sha256:{i.hex(64)}"
     return [
         f'  "taskArn": "{i.task_arn()}",',
@@ -226,7 +226,7 @@ def _task_definition(i: _Ids) -> list[str]:
     ]
 
 
-def _pagination(i: _Ids) -> list[str]:
+def _pagination(i: Identifiers) -> list[str]:
     return [
         i.rng.choice(
             [
@@ -241,7 +241,7 @@ def _pagination(i: _Ids) -> list[str]:
     ]
 
 
-def _settings_and_placeholders(i: _Ids) -> list[str]:
+def _settings_and_placeholders(i: Identifiers) -> list[str]:
     return [
         i.rng.choice(
             [
@@ -264,12 +264,12 @@ def _settings_and_placeholders(i: _Ids) -> list[str]:
     ]
 
 
-def _body(i: _Ids) -> list[str]:
+def _body(i: Identifiers) -> list[str]:
     payload = json.dumps({"model": "lscor", "accuracy": 0.933, "run": i.hex(32), "n": i.uuid()})
     return [f'{i.ts()} DEBUG body="{base64.b64encode(payload.encode()).decode()}"']
 
 
-_CLEAN: tuple[tuple[Callable[[_Ids], list[str]], int], ...] = (
+_CLEAN: tuple[tuple[Callable[[Identifiers], list[str]], int], ...] = (
     (_alb, 6),
     (_ecs_json, 6),
     (_mlflow, 4),
@@ -284,7 +284,7 @@ _CLEAN: tuple[tuple[Callable[[_Ids], list[str]], int], ...] = (
 # --- secrets ---------------------------------------------------------------------------------
 
 
-def _jwt(i: _Ids) -> str:
+def _jwt(i: Identifiers) -> str:
     def part(obj: dict[str, object]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
@@ -293,19 +293,19 @@ def _jwt(i: _Ids) -> str:
     return f"{head}.{body}.{i.s(B64_URL, 43)}"
 
 
-def _pem(i: _Ids) -> str:
+def _pem(i: Identifiers) -> str:
     body = [i.s(B64, 64) for _ in range(i.rng.randint(8, 25))] + [i.s(B64, 24) + "=="]
     kind = i.rng.choice(["RSA PRIVATE KEY", "PRIVATE KEY", "OPENSSH PRIVATE KEY", "EC PRIVATE KEY"])
     return "\n".join([f"-----BEGIN {kind}-----", *body, f"-----END {kind}-----"])
 
 
-def _basic(i: _Ids) -> str:
+def _basic(i: Identifiers) -> str:
     return base64.b64encode(f"admin:{i.s(PASSWORD_CHARS, 14)}".encode()).decode()
 
 
 # kind, maker, templates ({v} is the secret; {ts} a timestamp). Prefixes are built from parts
 # so that this file holds nothing a scanner would take for a real key.
-SecretMaker = Callable[[_Ids], str]
+SecretMaker = Callable[[Identifiers], str]
 FORMATS: tuple[tuple[str, SecretMaker, tuple[str, ...]], ...] = (
     (
         "hokusai-api-key",
@@ -502,14 +502,14 @@ TERMINAL_WIDTHS = (80, 100, 120, 132, 160, 200, 250)
 _WRAP_PAD = "2025-08-19T13:57:01.123Z api/0f1e2d3c4b5a "
 
 
-def _render(i: _Ids, template: str, value: str) -> str:
+def render_template(i: Identifiers, template: str, value: str) -> str:
     scheme = "Basic" if value.endswith("=") or len(value) != 40 else "Bearer"
     return template.format(
         v=value, ts=i.ts(), scheme=scheme, ts_digits=i.rng.randint(100000, 999999)
     )
 
 
-def _plant(i: _Ids, corpus: Corpus, mangling: str) -> None:
+def _plant(i: Identifiers, corpus: Corpus, mangling: str) -> None:
     kind, make, templates = i.rng.choice(FORMATS)
     if mangling == "plain" and i.rng.random() < 0.02:
         kind, value = "private-key", _pem(i)
@@ -523,7 +523,7 @@ def _plant(i: _Ids, corpus: Corpus, mangling: str) -> None:
         )
         return
     value = make(i)
-    line = _render(i, i.rng.choice(templates), value)
+    line = render_template(i, i.rng.choice(templates), value)
     index = len(corpus.lines)
     if mangling == "plain":
         corpus.lines.append(line + "\n")
@@ -566,7 +566,7 @@ def generate_corpus(
     A ``mangled_share`` of the secrets is URL-encoded, JSON-escaped or soft-wrapped.
     """
     rng = random.Random(seed)
-    ids = _Ids(rng)
+    ids = Identifiers(rng)
     corpus = Corpus()
     makers = [maker for maker, weight in _CLEAN for _ in range(weight)]
     length = 0

@@ -343,16 +343,22 @@ def _key_leads(text: str, key_start: int) -> bool:
     return before in ("", "-", "export", "#") or before.endswith(('"', "'", "{", ",", "-H"))
 
 
+_WORDS = re.compile(r"(?:[A-Z]?[a-z]+)+|[A-Z]+")
+
+
 def _looks_secret(value: str) -> bool:
+    """Not a word: mixed letters, digits and symbols, or letters of random case."""
     if len(value) < 8:
         return False
+    if value.isalpha():
+        return len(value) >= 12 and not _WORDS.fullmatch(value)
     kinds = (
         any(c.isdigit() for c in value)
         + any(c.isupper() for c in value)
         + any(c.islower() for c in value)
         + any(not c.isalnum() for c in value)
     )
-    return kinds >= 2 and not value.isalpha()
+    return kinds >= 2
 
 
 def _collect_ecs_environment(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
