@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.checks.base import Check, CheckContext, CheckOutcome, CheckResult, Classification, Status
+from bot.checks.base import (
+    LAYERS,
+    Check,
+    CheckContext,
+    CheckOutcome,
+    CheckResult,
+    Classification,
+    Status,
+)
 from bot.config import load_config
 from bot.runner import DiagnoseReport, Runner, UnknownScope, first_failing_hop
 
@@ -338,3 +346,52 @@ async def test_access_denied_becomes_an_error_naming_the_permission(env):
     assert outcome.status is Status.ERROR
     assert "missing permission elasticloadbalancing:DescribeRules" in outcome.result.summary
     assert "elasticloadbalancing:DescribeRules" in outcome.result.hint
+
+
+def _scenarios():
+    from bot.sandbox.platform import all_scenarios
+
+    # Every other scenario has its own hop test in tests/checks (about 2 s of moto each).
+    return [all_scenarios()[name] for name in ("healthy", "seed-outage")]
+
+
+@pytest.mark.parametrize("scenario", _scenarios(), ids=lambda s: s.name)
+async def test_all_hops_over_the_sandbox_healthy_and_seed_outage(scenario, monkeypatch):
+    """Every check but the HTTP ones, over the whole platform: healthy passes, the seed fails
+    at the hop SCENARIOS names."""
+    import boto3
+    import httpx
+    from moto import mock_aws
+
+    from bot.aws import AwsCaller, read_only_session
+    from bot.config import DnsSettings
+    from bot.sandbox.dns_server import DnsServer
+    from bot.sandbox.platform import build_platform
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    seed = load_config(ROOT / "hokusai.yml").environment()
+    # app and auth probe over HTTP and have their own end-to-end tests with real stand-ins.
+    layers = [layer for layer in LAYERS if layer not in ("app", "auth")]
+
+    def offline(request):
+        raise httpx.ConnectError("offline", request=request)
+
+    with DnsServer({seed.public.hostname: ["127.0.0.1"]}) as dns_server, mock_aws():
+        env = seed.model_copy(update={"dns": DnsSettings(nameservers=[dns_server.address])})
+        build_platform(boto3.Session(region_name=env.region), env, scenario=scenario.name)
+        aws = AwsCaller(read_only_session(env.region))
+        async with httpx.AsyncClient(transport=httpx.MockTransport(offline)) as http:
+            report = await Runner(env, aws=aws, http=http, secrets={}).run(layers)
+        aws.close()
+    first = report.first_failure
+    if scenario.first_failing_layer is None:
+        assert first is None, report.verdict
+        return
+    assert first is not None, f"{scenario.name}: nothing failed; {report.verdict}"
+    assert first.layer == scenario.first_failing_layer, report.verdict
+    assert str(first.result.classification) == scenario.classification, report.verdict
+    if scenario.first_failing_check:
+        assert first.id == scenario.first_failing_check, report.verdict
