@@ -118,6 +118,7 @@ def build_platform(
     *,
     scenario: str = "healthy",
     endpoint_url: str | None = None,
+    ecs: bool = True,
 ) -> Platform:
     """Build the seed's topology for ``env`` in moto, then apply ``scenario``.
 
@@ -126,6 +127,8 @@ def build_platform(
         env: the environment from hokusai.yml.
         scenario: a key of :data:`SCENARIOS`.
         endpoint_url: a moto server's URL; None uses boto3's own chain (``AWS_ENDPOINT_URL``).
+        ecs: also build the ECS half (about half the build time); tests of the edge hops
+            may leave it out.
 
     Raises:
         KeyError: an unknown scenario (the message lists the known ones).
@@ -136,7 +139,7 @@ def build_platform(
     aws = _Clients(session, endpoint_url)
     platform = _build_healthy(aws, env, scenario)
     ecs_module = _ecs_module()
-    if ecs_module is not None and env.ecs is not None:
+    if ecs and ecs_module is not None and env.ecs is not None:
         platform.ecs = ecs_module.build_ecs(
             _EndpointSession(session, endpoint_url), env, platform, scenario
         )

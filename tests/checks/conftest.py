@@ -71,13 +71,15 @@ class Sandbox:
 
 @pytest.fixture
 def sandbox(env, fake_aws):
-    """``sandbox(scenario)``: the platform built for a scenario in a fresh moto account."""
+    """``sandbox(scenario, ecs=False)``: the platform built for a scenario in a fresh moto
+    account; the ECS half only when asked (it doubles the build time)."""
     mock = mock_aws()
     mock.start()
     callers: list[AwsCaller] = []
 
-    def build(scenario: str = "healthy") -> Sandbox:
-        platform = build_platform(boto3.Session(region_name=env.region), env, scenario=scenario)
+    def build(scenario: str = "healthy", *, ecs: bool = False) -> Sandbox:
+        session = boto3.Session(region_name=env.region)
+        platform = build_platform(session, env, scenario=scenario, ecs=ecs)
         caller = AwsCaller(read_only_session(env.region))
         callers.append(caller)
         return Sandbox(env, platform, caller)

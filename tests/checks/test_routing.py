@@ -101,7 +101,8 @@ async def test_healthy_routes_reach_their_services(sandbox):
 
 
 async def test_seed_outage_names_the_rule_that_sends_mlflow_paths_to_the_api(sandbox):
-    report = await sandbox("seed-outage").diagnose()
+    # With the ECS half: the target groups' owners come from the services' own settings.
+    report = await sandbox("seed-outage", ecs=True).diagnose()
     first = report.first_failure
     assert first.id == "routing.listener-rules[mlflow-direct]"
     assert first.layer == "routing"

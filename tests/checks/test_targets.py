@@ -47,7 +47,7 @@ async def test_mlflow_tasks_down_leave_the_target_group_empty(sandbox):
 
     if "mlflow-down" not in all_scenarios():
         pytest.skip("the ECS half of the sandbox is not installed")
-    report = await sandbox("mlflow-down").diagnose()
+    report = await sandbox("mlflow-down", ecs=True).diagnose()
     first = report.first_failure
     assert first.id == "targets.health[mlflow-direct]"
     assert first.result.summary == "hokusai-mlflow-development-tg: no registered targets"
