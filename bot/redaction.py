@@ -4,9 +4,11 @@ A secret is replaced by a marker that says what it was, ``[redacted:aws-secret-k
 evidence still reads; identifiers a responder needs (ARNs, UUIDs, SHAs, image digests, task,
 run, request and trace ids, pagination tokens, hostnames, timestamps) are left alone.
 
-Speed comes from a keyword prefilter: every rule names cheap literals, and its regular
-expression runs only on text holding one of them (one combined alternation is ~20 times
-slower and lets a generic rule swallow what a specific one should have matched). Secrets that
+Speed comes from keywords: every rule's pattern starts with a literal (``hk_``, ``AKIA``,
+``xox``, ``://``, ``password``...), so the regex engine skips along the text with its fast
+literal-prefix search and runs the rest of a rule only where its keyword occurs. One combined
+alternation is ~10 times slower and lets a generic rule swallow what a specific one should
+have matched. Secrets that
 arrive URL-encoded or JSON-escaped are found by decoding the lines that hold escapes and
 mapping matches back; secrets soft-wrapped across a line break are found by joining the two
 line ends. Every marker stays on its own line, so the number of lines never changes.
@@ -228,6 +230,13 @@ def _collect_aws_key_pair(m: re.Match[str], text: str, prio: int, out: list[Span
         out.append((m.start("s"), m.end("s"), prio, "aws-secret-key"))
 
 
+_SK_VENDORS = {"anthropic": "anthropic-api-key", "stripe": "stripe-key"}
+
+
+def _collect_sk_key(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
+    out.append((m.start(), m.end(), prio, _SK_VENDORS.get(m.lastgroup or "", "openai-api-key")))
+
+
 def _collect_basic(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
     start, end = m.span("s")
     if _basic_credentials(text[start:end]):  # the original case: base64 is case-sensitive
@@ -422,17 +431,15 @@ _RULES: tuple[_Rule, ...] = (
     _rule("github-token", ["github_pat_"], r"github_pat_[A-Za-z0-9_]{22,}"),
     _rule("linear-api-key", ["lin_api_", "lin_oauth_"], r"lin_(?:api|oauth)_[A-Za-z0-9]{30,}"),
     _rule(
-        "anthropic-api-key",
-        ["sk-ant-"],
-        r"sk-ant-(?:api|admin|oat|sid)\d\d-[A-Za-z0-9_\-]{20,}",
-    ),
-    _rule(
         "openai-api-key",
-        ["sk-"],
-        r"sk-(?:proj-|svcacct-|admin-|None-)?(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Z])"
-        r"[A-Za-z0-9_\-]{32,}",
+        ["sk-", "sk_live_", "sk_test_"],
+        # one scan for the three vendors whose keys start "sk"; the group names the vendor
+        r"sk(?:(?P<anthropic>-ant-(?:api|admin|oat|sid)\d\d-[A-Za-z0-9_\-]{20,})"
+        r"|(?P<stripe>_(?:live|test)_[A-Za-z0-9]{16,})"
+        r"|-(?:proj-|svcacct-|admin-|None-)?(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Z])"
+        r"[A-Za-z0-9_\-]{32,})",
+        collect=_collect_sk_key,
     ),
-    _rule("stripe-key", ["sk_live_", "sk_test_"], r"sk_(?:live|test)_[A-Za-z0-9]{16,}"),
     _rule("stripe-key", ["rk_live_", "rk_test_"], r"rk_(?:live|test)_[A-Za-z0-9]{16,}"),
     _rule("stripe-key", ["whsec_"], r"whsec_[A-Za-z0-9+/=]{24,}"),
     _rule("google-api-key", ["AIza"], r"AIza[0-9A-Za-z_\-]{35}"),
@@ -707,11 +714,8 @@ class Redactor:
                 hay = lowered
             else:
                 hay = text
-            for keyword in rule.keywords:
-                if keyword in hay:
-                    break
-            else:
-                continue
+            # Each pattern starts with its keyword, so the engine's own literal-prefix search is
+            # the keyword scan; a separate ``keyword in text`` test measured slower, not faster.
             collect = rule.collect
             for m in rule.pattern.finditer(hay):
                 if rule.bounded and not _left_ok(text, m.start()):

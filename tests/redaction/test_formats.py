@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import string
 import uuid
 
@@ -238,3 +239,17 @@ def test_placeholders_are_not_secrets(value: str) -> None:
 def test_real_looking_values_are_secrets(value: str) -> None:
     # "changeme" is a working default password: it is redacted, not kept as a placeholder.
     assert not is_placeholder(value)
+
+
+def test_every_rule_starts_with_its_keyword() -> None:
+    """The speed contract: the engine's literal-prefix search does the keyword scan."""
+    from bot.redaction import _RULES
+
+    for rule in _RULES:
+        prefix = rule.keywords[0]
+        for keyword in rule.keywords:
+            while not keyword.startswith(prefix):
+                prefix = prefix[:-1]
+        assert prefix, rule.kind
+        source = rule.pattern.pattern
+        assert source.startswith((prefix, re.escape(prefix))), (rule.kind, source)
