@@ -453,8 +453,8 @@ _RULES: tuple[_Rule, ...] = (
     _rule("databricks-token", ["dapi"], r"dapi[a-f0-9]{32}(?:-\d+)?" + _END),
     _rule(
         "datadog-key",
-        ["dd_", "dd-", "datadog"],
-        r"(?:dd|datadog)[_-](?:api|app|application)[_-]?key[\"']?[ \t]*[:=][ \t]*[\"']?"
+        ["dd_", "dd-"],
+        r"dd[_-](?:api|app|application)[_-]?key[\"']?[ \t]*[:=][ \t]*[\"']?"
         r"(?P<s>[a-f0-9]{32,40})(?![a-z0-9])",
         lower=True,
     ),
