@@ -16,7 +16,7 @@ import ipaddress
 import threading
 from collections.abc import Iterable
 
-from dnslib import QTYPE, RCODE, RR, A, CNAME, DNSRecord
+from dnslib import CNAME, QTYPE, RCODE, RR, A, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 _TTL = 5

@@ -50,3 +50,14 @@ async def test_a_record_for_a_load_balancer_outside_the_config_fails(sandbox, en
     assert "hokusai-registry-development, which is not one of the configured" in (
         alias.result.summary
     )
+
+
+async def test_resolve_follows_a_cname_to_the_load_balancer_name(sandbox, public_dns):
+    world = sandbox("healthy")
+    lb_name = world.platform.registry_lb.dns_name
+    public_dns.set("registry.hokus.ai", [lb_name])
+    public_dns.set(lb_name, ["127.0.0.2", "127.0.0.3"])
+    report = await world.diagnose(["dns.resolve"])
+    outcome = report.outcome("dns.resolve")
+    assert outcome.result.summary == "registry.hokus.ai resolves to 127.0.0.2, 127.0.0.3"
+    assert outcome.result.evidence["canonical_name"] == lb_name
