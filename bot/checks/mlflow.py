@@ -143,6 +143,19 @@ async def mlflow_health(ctx: CheckContext) -> CheckResult:
         if others:
             summary += f"; not via {'; '.join(others)}"
         return CheckResult.passed(summary, **evidence)
+    refused = [
+        p.label
+        for p in prefixes
+        if answers[p.label, "health"].status in (401, 403)
+        and MLFLOW_INVALID_HOST not in answers[p.label, "health"].body
+    ]
+    if refused:
+        return CheckResult.warned(
+            "MLflow's /health is behind a key check that refused the configured key: "
+            + "; ".join(lines),
+            hint="auth.api-key says which way the key is accepted",
+            **evidence,
+        )
     errors_only = all(answers[p.label, "health"].status is None for p in prefixes)
     lb_5xx = any(
         answers[p.label, "health"].answered_by == Responder.LOAD_BALANCER
@@ -234,10 +247,10 @@ def _registry_failure(
             **evidence,
         )
     if result.status in (401, 403) and MLFLOW_INVALID_HOST not in result.body:
-        return CheckResult.failed(
+        # The path reaches a service that checks keys: the auth hop, not this one, fails.
+        return CheckResult.warned(
             f"{where} was refused ({result.describe_answer()}) by "
             f"{result.answered_by}: the registry cannot be read with the configured key",
-            Classification.CONFIGURATION,
             hint="auth.api-key says which way the key is accepted",
             **evidence,
         )
@@ -311,6 +324,15 @@ class ClientFinding:
     summary: str
     classification: Classification
     hint: str | None = None
+    # The key was refused: the application answered, the auth hop is what fails.
+    auth_refusal: bool = False
+
+
+_AUTH_WORDS = ("api key", "unauthorized", "unauthenticated", "not authenticated", "forbidden")
+
+
+def _is_auth_refusal_detail(detail: object) -> bool:
+    return any(word in str(detail).lower() for word in _AUTH_WORDS)
 
 
 def explain_client_error(exc: BaseException, attempts: int) -> ClientFinding:
@@ -331,12 +353,14 @@ def explain_client_error(exc: BaseException, attempts: int) -> ClientFinding:
                     Classification.CONFIGURATION,
                     "app.route-probe says which service answers the tracking URI",
                 )
+            refusal = _is_auth_refusal_detail(detail)
             return ClientFinding(
                 f"MlflowClient reports {code} with status 500, but the body "
                 f"{{'detail': {detail!r}}} comes from a FastAPI service "
-                "(an auth refusal or an error in front of MLflow)",
+                + ("refusing the key" if refusal else "(an error in front of MLflow)"),
                 Classification.CONFIGURATION,
                 "auth.api-key says whether the key is accepted",
+                auth_refusal=refusal,
             )
         return ClientFinding(
             f"MLflow answered {code}: {payload.get('message', message)[:200]}",
@@ -379,6 +403,7 @@ def explain_client_error(exc: BaseException, attempts: int) -> ClientFinding:
                 f"MlflowClient was refused: {code_name(exc)} ({status} {body[:80]})",
                 Classification.CONFIGURATION,
                 "auth.api-key says which way the key is accepted",
+                auth_refusal=True,
             )
         return ClientFinding(
             f"MlflowClient got {status} {body[:80]!r}, answered by {who.responder} ({who.reason})",
@@ -448,6 +473,13 @@ async def mlflow_client(ctx: CheckContext) -> CheckResult:
         finding = explain_client_error(exc, attempts)
         evidence["error"] = redact(" ".join(str(exc).split())[:300], secrets)
         evidence["error_type"] = type(exc).__name__
+        if finding.auth_refusal:
+            # MLflow's path is reachable; whether the key is accepted is the auth hop's finding.
+            return CheckResult.warned(
+                redact(finding.summary, secrets) + " — an auth refusal, see auth.api-key",
+                finding.hint,
+                **evidence,
+            )
         return CheckResult.failed(
             redact(finding.summary, secrets), finding.classification, finding.hint, **evidence
         )

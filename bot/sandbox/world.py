@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import yaml
 
 from bot.checks.routing import ListenerRule, Probe, evaluate, sort_rules
@@ -117,6 +118,8 @@ class MotoServer:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.url = f"http://{host}:{port}"
+        # moto keeps its backends per process, not per server: start from an empty account.
+        httpx.post(self.url + "/moto-api/reset", timeout=10).raise_for_status()
         return self
 
     def stop(self) -> None:
@@ -196,6 +199,9 @@ _ELB_503 = FixedResponse(
 )
 
 
+_ONE_PER_PROCESS = threading.Lock()
+
+
 class Sandbox:
     """The platform, broken the way ``scenario`` says. Start, use ``env``/``config``, stop.
 
@@ -219,6 +225,7 @@ class Sandbox:
         self.runtime = RUNTIMES.get(scenario, Runtime())
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="hokusai-sandbox-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self._shared_mlflow = mlflow
         self.mlflow: MlflowServer | None = mlflow
         self.api_key = fakes.hokusai_key()
@@ -229,10 +236,16 @@ class Sandbox:
         self.platform: Platform | None = None
         self.config: HokusaiConfig | None = None
         self._saved_env: dict[str, str | None] = {}
+        self._holds_lock = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> Sandbox:
+        # moto's state and the AWS variables are per process: one sandbox at a time in it
+        # (separate processes each get their own, on their own free ports).
+        if not _ONE_PER_PROCESS.acquire(blocking=False):
+            raise RuntimeError("a sandbox is already running in this process")
+        self._holds_lock = True
         try:
             self._start()
         except BaseException:
@@ -338,6 +351,9 @@ class Sandbox:
         self.edge = self.api = self.dns = self.moto = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+        if self._holds_lock:
+            self._holds_lock = False
+            _ONE_PER_PROCESS.release()
 
     def __enter__(self) -> Sandbox:
         return self.start()
