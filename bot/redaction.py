@@ -35,6 +35,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 MARKER = "[redacted:{}]"
+_MARKER_ONLY = re.compile(r"\[redacted:[a-z-]+\]")
 KNOWN_SECRET = "known-secret"
 
 # Characters a secret (or a key=value pair holding one) can be made of; a run of them on both
@@ -609,7 +610,7 @@ class Redactor:
 
     def redact_text(self, text: str) -> str:
         """Return ``text`` with every secret replaced by its marker, line count unchanged."""
-        if not text:
+        if len(text) < 6:  # shorter than any secret this redactor knows
             return text
         spans = self._spans(text)
         return _apply(text, spans) if spans else text
@@ -689,10 +690,18 @@ class Redactor:
             if entry_kind and key in ("value", "Value"):
                 kind = entry_kind
             if kind and _is_secret_scalar(item):
-                out[key] = MARKER.format(kind)
+                out[key] = self._whole_value_marker(item, kind)
             else:
                 out[key] = self.redact(item)
         return out
+
+    def _whole_value_marker(self, value: Any, kind: str) -> str:
+        """The marker for a value under a secret key: its own format's, when it has one."""
+        if isinstance(value, str):
+            redacted = self.redact_text(value)
+            if _MARKER_ONLY.fullmatch(redacted):
+                return redacted
+        return MARKER.format(kind)
 
     # -- finding spans --
 

@@ -45,7 +45,7 @@ def test_ecs_task_definition(redactor: Redactor) -> None:
     out = redactor.redact(task_definition)
     env = {e["name"]: e["value"] for e in out["containerDefinitions"][0]["environment"]}
     assert env["DB_PASSWORD"] == "[redacted:password-field]"
-    assert env["HOKUSAI_API_KEY"] == "[redacted:password-field]"
+    assert env["HOKUSAI_API_KEY"] == "[redacted:hokusai-api-key]"
     assert (
         env["DATABASE_URL"] == "postgresql://mlflow:[redacted:url-password]@db.internal:5432/mlflow"
     )
@@ -88,7 +88,7 @@ def test_json_body_keys(redactor: Redactor) -> None:
         "items": ("a", "DB_PASSWORD=s3cr3t-value"),
     }
     out = redactor.redact(body)
-    assert out["access_token"] == "[redacted:password-field]"
+    assert out["access_token"] == "[redacted:jwt]"  # its own format names it
     assert out["password"] == "[redacted:password-field]"
     assert out["credentials"] == {"user": "mlflow", "password": "[redacted:password-field]"}
     assert out["headers"] == {
