@@ -273,6 +273,8 @@ def _collect_key_value(m: re.Match[str], text: str, prio: int, out: list[Span]) 
         key_start -= 1
     key_start = _wrapped_key_start(text, key_start)
     key = text[key_start : m.end("suffix")]
+    if m.group("sep") in " \t" and (not key.startswith("--") or text[m.start("val")] == "-"):
+        return  # only a command-line flag takes its value after a space: --password VALUE
     kind = secret_key_kind(key)
     if kind is None:
         return
@@ -387,7 +389,8 @@ def _rule(kind: str, keywords: Iterable[str], pattern: str, **options: Any) -> _
 
 # After a key noun ("password", "api_key", "token"), closing the key: quote, separator, value.
 _KEY_VALUE = (
-    r"(?:word|wd|phrase|s)?(?P<suffix>)(?P<q>\\?[\"'])?[ \t]*(?P<sep>=>|:=|=|:)[ \t]*"
+    r"(?:word|wd|phrase|s)?(?P<suffix>)(?P<q>\\?[\"'])?[ \t]*"
+    r"(?P<sep>=>|:=|=|:|(?<=[a-z])[ \t])[ \t]*"
     r"(?P<val>\"(?:[^\"\\\n]|\\.)*\"?|'[^'\n]*'?|[^\s\"'`&,;<>]+)"
 )
 _B64 = r"[A-Za-z0-9/+]"
@@ -399,7 +402,7 @@ _RULES: tuple[_Rule, ...] = (
         "private-key",
         ["-----BEGIN"],
         r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----"
-        r"(?:.*?-----END[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----|(?:(?:\r?\n|\\r?\\n)"
+        r"(?:.{0,8192}?-----END[A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----|(?:(?:\r?\n|\\r?\\n)"
         r"(?:[A-Za-z0-9+/=]{16,}(?=\r?\n|\\n|$)|(?:Proc-Type|DEK-Info):[^\n\\]*)?)*)",
         dotall=True,
         bounded=False,
@@ -412,6 +415,13 @@ _RULES: tuple[_Rule, ...] = (
         + _B64
         + r"{40})(?![A-Za-z0-9/+=]))?",
         collect=_collect_aws_key_pair,
+    ),
+    _rule(
+        "password-field",
+        ["-u"],
+        r"-u(?:ser)?[ \t=]+[\"']?[^\s:\"'@/]+:(?P<s>[^\s\"']+)",
+        shaped=False,
+        collect=_value("password-field"),
     ),
     _rule("aws-session-token", ["IQoJb3JpZ2lu"], r"IQoJb3JpZ2lu" + _B64_URL + r"{40,}"),
     _rule(
@@ -533,7 +543,8 @@ _RULES: tuple[_Rule, ...] = (
 
 def _lowered(text: str) -> str:
     """Lower-case A-Z only, so that every position still lines up with ``text``."""
-    return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
+    lowered = text.lower()  # lower-casing never shortens a character, so equal length aligns
+    return lowered if len(lowered) == len(text) else text.translate(_ASCII_LOWER)
 
 
 # --- Escapes ---------------------------------------------------------------------------------

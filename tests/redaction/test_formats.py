@@ -253,3 +253,35 @@ def test_every_rule_starts_with_its_keyword() -> None:
         assert prefix, rule.kind
         source = rule.pattern.pattern
         assert source.startswith((prefix, re.escape(prefix))), (rule.kind, source)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            "docker run --password {} -e X=1",
+            "docker run --password [redacted:password-field] -e X=1",
+        ),
+        (
+            "mlflow-cli --api-key {} --verbose",
+            "mlflow-cli --api-key [redacted:password-field] --verbose",
+        ),
+        (
+            "curl -s -u admin:{} https://x/api",
+            "curl -s -u admin:[redacted:password-field] https://x/api",
+        ),
+        (
+            'curl --user "admin:{}" https://x',
+            'curl --user "admin:[redacted:password-field]" https://x',
+        ),
+    ],
+)
+def test_command_lines(redactor: Redactor, line: str, expected: str) -> None:
+    assert redactor.redact_text(line.format(make_secret("password-field", 12))) == expected
+
+
+@pytest.mark.parametrize(
+    "line", ["mkdir -p /tmp/x -u root", "grep --secret-file /x -r", "run --password --stdin"]
+)
+def test_command_lines_without_secrets(redactor: Redactor, line: str) -> None:
+    assert redactor.redact_text(line) == line
