@@ -90,18 +90,23 @@ def main(
     redactor = Redactor(known_secrets_from_env(os.environ if environ is None else environ))
     write = _writer(stdout)
     status = 0
-    for name in files or ["-"]:
-        try:
-            if name == "-":
-                _copy(redactor, _stream_lines(stdin), write)
-            else:
-                with open(name, "rb") as handle:
-                    _copy(redactor, _decoded(handle), write)
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            stderr.write(f"hokusai redact: {name}: {reason}\n")
-            status = 2
-    _flush(stdout)
+    try:
+        for name in files or ["-"]:
+            try:
+                if name == "-":
+                    _copy(redactor, _stream_lines(stdin), write)
+                else:
+                    with open(name, "rb") as handle:
+                        _copy(redactor, _decoded(handle), write)
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                stderr.write(f"hokusai redact: {name}: {reason}\n")
+                status = 2
+        _flush(stdout)
+    except BrokenPipeError:  # "hokusai redact big.log | head": the reader has had enough
+        _silence(stdout)
     return status
 
 
@@ -132,6 +137,14 @@ def _writer(stream: IO[Any]) -> Any:
         stream.flush()
         return lambda line: buffer.write(line.encode("utf-8", "surrogateescape"))
     return stream.write
+
+
+def _silence(stream: IO[Any]) -> None:
+    """Point a closed pipe at /dev/null so that the interpreter's final flush stays quiet."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _flush(stream: IO[Any]) -> None:

@@ -313,7 +313,8 @@ def _in_arn(text: str, key_start: int) -> bool:
     """The key is a part of an ARN (``...:123456789012:secret:name``), even a wrapped one."""
     if _ACCOUNT_BEFORE.fullmatch(text, max(0, key_start - 14), key_start):
         return True
-    token_start = max(text.rfind(c, 0, key_start) for c in " \t\n\"'") + 1
+    line_start = text.rfind("\n", 0, key_start) + 1
+    token_start = max(line_start, *(text.rfind(c, line_start, key_start) + 1 for c in " \t\"'"))
     if token_start and text[token_start - 1] == "\n":
         # a terminal may have wrapped the ARN: look at the end of the line before too
         token_start = _wrapped_key_start(text, token_start, _TOKEN_CHARS)
