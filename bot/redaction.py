@@ -94,6 +94,8 @@ _SECRET_KEY_ENDINGS: tuple[tuple[str, str], ...] = (
 # ... and is no pagination cursor (nextToken) or bare environment variable (PWD).
 _NOT_SECRET_KEY_PARTS = ("next", "pagination", "continuation", "page", "cursor", "forward")
 _NOT_SECRET_KEY_PARTS += ("backward", "marker", "previous", "prev")
+_PASS_OWNERS = ("db", "user", "admin", "root", "mysql", "pg", "postgres", "redis", "smtp", "ldap")
+_PASS_OWNERS += ("mail", "ftp", "proxy", "rabbitmq", "mongo", "basic", "http", "auth")
 _NOT_SECRET_KEYS = frozenset({"pwd", "oldpwd", "bypass", "compass"})
 
 
@@ -128,17 +130,18 @@ def secret_key_kind(key: str) -> str | None:
 
 
 def _word_pass(key: str) -> bool:
-    """``DB_PASS``, ``pgPass`` and ``pass`` name a password; ``bypass`` and ``compass`` do not."""
-    if len(key) == 4:
+    """``DB_PASS`` and ``db_pass`` name a password; ``pass`` (a status), ``on_pass`` do not."""
+    if key.endswith("PASS") and len(key) > 4 and "." not in key:  # DB_PASS, PGPASS
         return True
-    return key[-5] in "_-." or key[-4] == "P"
+    return _squash(key)[:-4].endswith(_PASS_OWNERS)
 
 
 # --- Values that are no secret ---------------------------------------------------------------
 
 _PLACEHOLDER = re.compile(
     r"""
-    \$\{[^}]*\}? | \$\([^)]*\)? | (?-i:\$[A-Z_][A-Z0-9_]*$) | \{\{.*\}\}? | %\([a-z_]+\)s
+    \$\{[^}]*\}? | \$\([^)]*\)? | (?-i:\$?[A-Z_][A-Z0-9_]*$) | \{\{.*\}\}? | %\([a-z_]+\)s
+    | \{[\w.\[\]'"]*\}?$
     | <[^>]*>? | .*<[a-z_ -]+>$ | \[redacted[^\]]*\]?
     | \*{3,}.* | .*\*{4,}$ | x{4,}$ | \.{3,}
     | (?:none|null|nil|undefined|true|false|redacted|hidden|sensitive|secret|password|token)$
@@ -260,9 +263,11 @@ _SCHEMES = frozenset(
 
 def _collect_authorization(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
     start, end = m.span("s")
-    value = text[start:end]
-    if value.lower().rstrip(":") in _SCHEMES or is_placeholder(value):
+    value = text[start:end].strip("`'\"():;,.")
+    if value.lower() in _SCHEMES or is_placeholder(value):
         return
+    if _IDENTIFIER.fullmatch(value) and _SECRET_NOUN.search(value):
+        return  # code: {"Authorization": self._api_key}
     out.append((start, end, prio, "authorization"))
 
 
@@ -283,14 +288,14 @@ def _collect_key_value(m: re.Match[str], text: str, prio: int, out: list[Span]) 
     if raw[:1] in "\"'":
         start, end = start + 1, end - 1 if len(raw) > 1 and raw[-1] == raw[0] else end
     else:
-        end -= _unbalanced_closers(raw)
+        end = start + _balanced_length(raw)
     value = text[start:end]
     if start >= end or is_placeholder(value) or text[end : end + 1] == "<":
         return  # "hk_live_<redacted>" is a placeholder however it is cut
     if _in_arn(text, key_start):
         return  # arn:aws:secretsmanager:...:secret:name-AbCdEf names a secret, it is not one
-    if m.group("sep") == "=" and raw[:1] not in "\"'" and _code_expression(text, m, value):
-        return  # Python: secret = client.get_secret_value(SecretId=arn)
+    if _code_expression(text, m, value, quoted=raw[:1] in "\"'"):
+        return  # Python: secret = client.get_secret_value(SecretId=arn), api_key=self.api_key
     prose = m.group("sep") == ":" and not m.group("q") and not _key_leads(text, key_start)
     if prose and not _looks_secret(value):  # "failed to refresh token: expired"
         return
@@ -298,12 +303,31 @@ def _collect_key_value(m: re.Match[str], text: str, prio: int, out: list[Span]) 
 
 
 _CODE_VALUE = re.compile(r"[A-Za-z_][\w.]*\(.*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[a-z]+(?:_[a-z]+)+")
+_CALL = re.compile(r"[A-Za-z_][\w.]*\(.*")
+_IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*(?:\[.*)?")
+_SECRET_NOUN = re.compile(r"key|token|secret|passw|pwd|credential", re.IGNORECASE)
+_TYPE_NAMES = frozenset({"str", "int", "bool", "bytes", "float", "dict", "list", "Any", "None"})
+_CONCATENATION = re.compile(r"[ \t]*[+%]")
+_PROSE_GOES_ON = re.compile(r" [a-z]+\b")
 
 
-def _code_expression(text: str, m: re.Match[str], value: str) -> bool:
-    """An assignment in code (spaces around ``=``, a call or a name on the right)."""
+def _code_expression(text: str, m: re.Match[str], value: str, quoted: bool) -> bool:
+    """Code, not data: ``secret = client.get(...)``, ``api_key=self.api_key``, ``token: str``.
+
+    Tracebacks print source lines, so code reaches the redactor with the logs.
+    """
+    sep = m.group("sep")
     spaced = text[m.start("sep") - 1 : m.start("sep")] == " "
-    return spaced and _CODE_VALUE.fullmatch(value) is not None
+    if quoted:  # "hk_" + "live_" + rest, "%s" % value
+        return _CONCATENATION.match(text, m.end("val")) is not None
+    if _CALL.fullmatch(value) or (spaced and sep == "=" and _CODE_VALUE.fullmatch(value)):
+        return True
+    if sep == ":" and value.rstrip(",)") in _TYPE_NAMES:
+        return True
+    if sep == ":" and value.isalpha() and _PROSE_GOES_ON.match(text, m.end("val")):
+        return True  # "Credentials: the password MLflow uses does not match"
+    # a variable that holds the secret: api_key=key, "token": self._token, SecretStr
+    return _IDENTIFIER.fullmatch(value) is not None and _SECRET_NOUN.search(value) is not None
 
 
 _ACCOUNT_BEFORE = re.compile(r":\d{12}:")
@@ -340,13 +364,17 @@ def _wrapped_key_start(text: str, key_start: int, chars: frozenset[str] = _KEY_C
     return start if start < end else key_start
 
 
-def _unbalanced_closers(value: str) -> int:
-    count = 0
-    for closer, opener in (("}", "{"), ("]", "["), (")", "(")):
-        while value.endswith(closer) and value.count(closer) > value.count(opener):
-            value = value[:-1]
-            count += 1
-    return count
+def _balanced_length(value: str) -> int:
+    """Up to the first bracket closing one the value did not open: ``Stand(token=x).start()``."""
+    depth = 0
+    for index, char in enumerate(value):
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            if depth == 0:
+                return index
+            depth -= 1
+    return len(value)
 
 
 def _key_leads(text: str, key_start: int) -> bool:

@@ -184,6 +184,20 @@ def _look_alikes() -> list[str]:
         "https://registry.hokus.ai:443/api/mlflow/models:/lscor@champion",
         "secretsmanager:GetSecretValue on resource",
         f'"ETag": "\\"{pick(HEX, 32)}\\""',
+        # source lines, as tracebacks print them
+        "standin = SlackStandIn(bot_token=bot_token).start()",
+        "provider = LinearProvider(api_key=key, url=trackers.linear_url)",
+        '"HOKUSAI_API_KEY": self.api_key,',
+        "slack_bot_token: SecretStr | None = Field(None)",
+        "def _check_token(self, method: str, token: str | None) -> None:",
+        'api_key = "hk_" + "live_" + _random_token(32)',
+        'self.secret = secrets["signing_secret"]',
+        'f"{url}?max_results=1&api_key={api_key}"',
+        # runbooks and prose
+        "on_pass: targets",
+        '"pass": ":white_check_mark:",',
+        "Credentials: the password MLflow uses does not match the database.",
+        "`Authorization: Bearer KEY`; (Authorization: Bearer) gets 401",
     ]
 
 
@@ -205,6 +219,9 @@ def test_look_alikes_survive_untouched(redactor: Redactor, line: str) -> None:
         ("credentials", "password-field"),
         ("access_token", "password-field"),
         ("DB_PASS", "password-field"),
+        ("redis_pass", "password-field"),
+        ("pass", None),
+        ("on_pass", None),
         ("Authorization", "authorization"),
         ("aws_secret_access_key", "aws-secret-key"),
         ("SessionToken", "aws-session-token"),
