@@ -266,7 +266,7 @@ def _collect_authorization(m: re.Match[str], text: str, prio: int, out: list[Spa
     value = text[start:end].strip("`'\"():;,.")
     if value.lower() in _SCHEMES or is_placeholder(value):
         return
-    if _IDENTIFIER.fullmatch(value) and _SECRET_NOUN.search(value):
+    if _holds_secret(text, end, value):
         return  # code: {"Authorization": self._api_key}
     out.append((start, end, prio, "authorization"))
 
@@ -294,7 +294,7 @@ def _collect_key_value(m: re.Match[str], text: str, prio: int, out: list[Span]) 
         return  # "hk_live_<redacted>" is a placeholder however it is cut
     if _in_arn(text, key_start):
         return  # arn:aws:secretsmanager:...:secret:name-AbCdEf names a secret, it is not one
-    if _code_expression(text, m, value, quoted=raw[:1] in "\"'"):
+    if _code_expression(text, m, value, end, quoted=raw[:1] in "\"'"):
         return  # Python: secret = client.get_secret_value(SecretId=arn), api_key=self.api_key
     prose = m.group("sep") == ":" and not m.group("q") and not _key_leads(text, key_start)
     if prose and not _looks_secret(value):  # "failed to refresh token: expired"
@@ -304,14 +304,18 @@ def _collect_key_value(m: re.Match[str], text: str, prio: int, out: list[Span]) 
 
 _CODE_VALUE = re.compile(r"[A-Za-z_][\w.]*\(.*|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+|[a-z]+(?:_[a-z]+)+")
 _CALL = re.compile(r"[A-Za-z_][\w.]*\(.*")
-_IDENTIFIER = re.compile(r"[A-Za-z_][\w.]*(?:\[.*)?")
+_ATTRIBUTE = re.compile(
+    r"(?:self|cls|settings|config|os\.environ|args|options)(?:\.\w+)+|[A-Za-z_][\w.]*\[.*"
+)
+_SNAKE_NAME = re.compile(r"[a-z_]+")  # no digits: a password nearly always has some
 _SECRET_NOUN = re.compile(r"key|token|secret|passw|pwd|credential", re.IGNORECASE)
 _TYPE_NAMES = frozenset({"str", "int", "bool", "bytes", "float", "dict", "list", "Any", "None"})
+_TYPE_NAMES |= {"SecretStr", "SecretBytes"}
 _CONCATENATION = re.compile(r"[ \t]*[+%]")
 _PROSE_GOES_ON = re.compile(r" [a-z]+\b")
 
 
-def _code_expression(text: str, m: re.Match[str], value: str, quoted: bool) -> bool:
+def _code_expression(text: str, m: re.Match[str], value: str, end: int, quoted: bool) -> bool:
     """Code, not data: ``secret = client.get(...)``, ``api_key=self.api_key``, ``token: str``.
 
     Tracebacks print source lines, so code reaches the redactor with the logs.
@@ -326,8 +330,19 @@ def _code_expression(text: str, m: re.Match[str], value: str, quoted: bool) -> b
         return True
     if sep == ":" and value.isalpha() and _PROSE_GOES_ON.match(text, m.end("val")):
         return True  # "Credentials: the password MLflow uses does not match"
-    # a variable that holds the secret: api_key=key, "token": self._token, SecretStr
-    return _IDENTIFIER.fullmatch(value) is not None and _SECRET_NOUN.search(value) is not None
+    return _holds_secret(text, end, value)
+
+
+def _holds_secret(text: str, end: int, value: str) -> bool:
+    """A variable holding the secret: ``self._token``, ``secrets["x"]``, ``(api_key=key, ...``.
+
+    Not a password that merely contains a word: ``Passw0rd_2024`` stays a secret.
+    """
+    if not _SECRET_NOUN.search(value):
+        return False
+    if _ATTRIBUTE.fullmatch(value):
+        return True
+    return _SNAKE_NAME.fullmatch(value) is not None and text[end : end + 1] in (",", ")")
 
 
 _ACCOUNT_BEFORE = re.compile(r":\d{12}:")

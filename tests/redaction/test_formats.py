@@ -302,3 +302,22 @@ def test_command_lines(redactor: Redactor, line: str, expected: str) -> None:
 )
 def test_command_lines_without_secrets(redactor: Redactor, line: str) -> None:
     assert redactor.redact_text(line) == line
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "DB_PASSWORD={}Passw0rd_2024",
+        "password: {}secretkey123",
+        "DB_PASSWORD={}my.secret.key",
+        "api_key={}token_2024,",
+        '{{"Authorization": "{}Bearer_secret_token_1"}}',
+    ],
+)
+def test_passwords_that_contain_secret_words_are_still_secrets(
+    redactor: Redactor, line: str
+) -> None:
+    out = redactor.redact_text(line.format(""))
+    assert "[redacted:" in out
+    for word in ("Passw0rd", "secretkey123", "my.secret.key", "token_2024", "secret_token_1"):
+        assert word not in out
