@@ -30,7 +30,7 @@ class _Narrator:
         self.out = out
         self.started = time.monotonic()
 
-    def say(self, text: str = "") -> None:
+    def line(self, text: str = "") -> None:
         echo(text, self.out)
 
     def step(self, text: str) -> None:
@@ -54,35 +54,35 @@ def run_demo(scenario: str = "seed-outage", keep: bool = False, out: IO[str] | N
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.basicConfig(level=logging.WARNING)
-    say = _Narrator(out)
-    say.say(f"Hokusai demo — scenario {scenario}: {describe(scenario)}")
-    say.say("Everything runs on 127.0.0.1: no Slack, AWS or tracker account is used.\n")
+    narrator = _Narrator(out)
+    narrator.line(f"Hokusai demo — scenario {scenario}: {describe(scenario)}")
+    narrator.line("Everything runs on 127.0.0.1: no Slack, AWS or tracker account is used.\n")
     with tempfile.TemporaryDirectory(prefix="hokusai-demo-") as tmp:
         workdir = Path(tmp)
-        say.step("Starting the sandbox: moto, DNS, the load-balancer edge, the API, MLflow …")
+        narrator.step("Starting the sandbox: moto, DNS, the load-balancer edge, the API, MLflow …")
         with Sandbox(scenario, workdir=workdir / "sandbox") as sandbox:
-            say.step(
+            narrator.step(
                 f"Sandbox up: edge {sandbox.edge.url}, DNS {sandbox.dns.address}, "
                 f"MLflow {sandbox.mlflow.url}, moto {sandbox.moto.url}"
             )
             with Conversation(sandbox.config_path, workdir / "hokusai.db") as chat:
-                say.step(f"Bot listening on {chat.server.events_url}\n")
-                incident_channel = _play(chat, say)
-                say.say()
-                _print_channels(chat, incident_channel, say)
-                verdict = _verdict(chat, say)
+                narrator.step(f"Bot listening on {chat.server.events_url}\n")
+                incident_channel = _play(chat, narrator)
+                narrator.line()
+                _print_channels(chat, incident_channel, narrator)
+                verdict = _verdict(chat, narrator)
                 if keep:
-                    _keep_running(sandbox, chat, say)
-        say.step("Stopped everything.")
+                    _keep_running(sandbox, chat, narrator)
+        narrator.step("Stopped everything.")
     return verdict
 
 
-def _play(chat: Conversation, say: _Narrator) -> str:
+def _play(chat: Conversation, narrator: _Narrator) -> str:
     def typed(text: str, channel: str = DEFAULT_CHANNEL_ID) -> None:
-        say.step(f"@oncall types in #{_name(chat, channel)}: /hokusai {text}")
+        narrator.step(f"@oncall types in #{_name(chat, channel)}: /hokusai {text}")
         ack = chat.command(text, channel_id=channel)
         if ack.text:
-            say.say("         (only you can see this) " + ack.text.splitlines()[0])
+            narrator.line("         (only you can see this) " + ack.text.splitlines()[0])
 
     typed(f'incident declare "{TITLE}" sev=1')
     try:
@@ -97,7 +97,7 @@ def _play(chat: Conversation, say: _Narrator) -> str:
             chat.click(walkthrough, label, channel_id=channel)
         except LookupError:
             break
-        say.step(f"@oncall clicks [ {label} ] on the runbook")
+        narrator.step(f"@oncall clicks [ {label} ] on the runbook")
         walkthrough = chat.last_message(channel, containing="runbook_")
     typed("ticket create Registry MLflow paths answered 404 by the API service", channel)
     typed("incident summary", channel)
@@ -109,32 +109,32 @@ def _name(chat: Conversation, channel_id: str) -> str:
     return channel.get("name") or channel_id
 
 
-def _print_channels(chat: Conversation, incident_channel: str, say: _Narrator) -> None:
+def _print_channels(chat: Conversation, incident_channel: str, narrator: _Narrator) -> None:
     seen = [DEFAULT_CHANNEL_ID] + (
         [incident_channel] if incident_channel != DEFAULT_CHANNEL_ID else []
     )
     for channel_id in seen:
-        say.say(render_channel(chat.messages(channel_id), name=_name(chat, channel_id)))
+        narrator.line(render_channel(chat.messages(channel_id), name=_name(chat, channel_id)))
     if chat.tracker is not None and chat.tracker.issues:
-        say.say("━━━ tracker (local Linear stand-in) " + "━" * 60)
+        narrator.line("━━━ tracker (local Linear stand-in) " + "━" * 60)
         for key, issue in chat.tracker.issues.items():
-            say.say(f"  {key}  {issue.title}  [{issue.status}]")
-        say.say()
+            narrator.line(f"  {key}  {issue.title}  [{issue.status}]")
+        narrator.line()
 
 
-def _verdict(chat: Conversation, say: _Narrator) -> int:
+def _verdict(chat: Conversation, narrator: _Narrator) -> int:
     store = chat.server.app.hokusai_services.store()
     runs = store.runs(limit=1)
     if not runs:
-        say.say("No diagnose run was recorded.")
+        narrator.line("No diagnose run was recorded.")
         return 1
     run = runs[0]
-    say.say("Verdict: " + (run.verdict or "(none)"))
+    narrator.line("Verdict: " + (run.verdict or "(none)"))
     return 0
 
 
-def _keep_running(sandbox: Sandbox, chat: Conversation, say: _Narrator) -> None:
-    say.say(
+def _keep_running(sandbox: Sandbox, chat: Conversation, narrator: _Narrator) -> None:
+    narrator.line(
         "\nThe sandbox keeps running. In another terminal:\n"
         f"  export AWS_ENDPOINT_URL={sandbox.moto.url} AWS_ACCESS_KEY_ID=sandbox "
         "AWS_SECRET_ACCESS_KEY=sandbox AWS_REGION=us-east-1\n"

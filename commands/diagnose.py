@@ -57,7 +57,12 @@ def make_runner(services: Any, env: Environment):
     """A runner for ``env`` using the AWS caller / HTTP client the app was given, if any."""
     from bot.runner import Runner
 
-    return Runner(env, aws=services.overrides.get("aws"), http=services.overrides.get("http"))
+    return Runner(
+        env,
+        aws=services.overrides.get("aws"),
+        http=services.overrides.get("http"),
+        checks=services.overrides.get("checks"),
+    )
 
 
 async def handle(args: DiagnoseArgs, req: CommandRequest, services: Any) -> Reply | None:

@@ -105,3 +105,43 @@ def test_bad_config_stops_startup_naming_file_and_field(bot_env, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
     assert str(bad) in proc.stderr and "default_env" in proc.stderr
+
+
+def _declare(secret: str, slack, retry_num: int | None = None, trigger_id: str = "T1.redeliver"):
+    return signing.slash_command(
+        secret,
+        "incident declare Registry down channel=here",
+        response_url=slack.response_url("declare"),
+        trigger_id=trigger_id,
+        retry_num=retry_num,
+    )
+
+
+def test_redelivered_command_is_acked_and_not_handled_twice(served, slack, slack_secrets):
+    first = _declare(slack_secrets["signing_secret"], slack)
+    assert post(served, first).status_code == 200
+    slack.wait_for("chat.postMessage", count=1, timeout=20)
+    # Slack thinks the first ack timed out and sends the same body again.
+    again = signing.SignedRequest(
+        first.body,
+        {
+            **signing.sign(slack_secrets["signing_secret"], first.body, int(time.time())),
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Retry-Num": "1",
+            "X-Slack-Retry-Reason": "http_timeout",
+        },
+    )
+    assert post(served, again).status_code == 200
+    time.sleep(1.5)
+    posts = slack.calls_to("chat.postMessage")
+    assert len(posts) == 1, [p.args.get("text") for p in posts]
+    assert "Registry down" in posts[0].args["text"]
+
+
+def test_a_rate_limited_post_still_arrives(served, slack, slack_secrets):
+    slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    request = _declare(slack_secrets["signing_secret"], slack, trigger_id="T2.ratelimited")
+    assert post(served, request).status_code == 200
+    posts = slack.wait_for("chat.postMessage", count=2, timeout=20)
+    assert len(posts) == 2  # the 429 and its retry after Retry-After
+    assert any("Registry down" in m["text"] for m in slack.messages("C0INCIDENT"))
