@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,6 +74,44 @@ def slowest_chain(env: Environment, report: DiagnoseReport) -> tuple[float, list
     return max((chain(i) for i in instances), default=(0.0, []))
 
 
+def slack_calls_per_diagnose(env: Environment, latency: float) -> dict[str, int]:
+    """Send one signed `/hokusai diagnose` to the real bot; count its Slack Web API calls."""
+    from bot.app import build_app
+    from bot.sandbox import fakes, signing
+    from bot.sandbox.slack import SlackStandIn
+    from bot.server import BotServer
+    from bot.settings import load_settings
+
+    config = load_config(REPO / "hokusai.yml")
+    config = config.model_copy(update={"environments": {env.name: env}, "default_env": env.name})
+    token, secret = fakes.slack_bot_token(), fakes.signing_secret()
+    with tempfile.TemporaryDirectory() as tmp, SlackStandIn(bot_token=token) as slack:
+        settings = load_settings(
+            slack_bot_token=token,
+            slack_signing_secret=secret,
+            slack_api_url=slack.api_url,
+            hokusai_db=Path(tmp) / "bench.db",
+        )
+        aws = AwsCaller(read_only_session(env.region), latency=latency, max_workers=32)
+        http = httpx.AsyncClient(transport=httpx.MockTransport(_answer))
+
+        async def delay(_: httpx.Request) -> None:
+            await asyncio.sleep(latency)
+
+        http.event_hooks["request"].append(delay)
+        app = build_app(settings, config=config, aws=aws, http=http)
+        with BotServer(app) as server:
+            request = signing.slash_command(secret, "diagnose")
+            httpx.post(server.events_url, content=request.body, headers=request.headers)
+            server.drain(60)
+        aws.close()
+        counts: dict[str, int] = {}
+        for call in slack.calls:
+            if call.method != "auth.test":  # once per process, not per command
+                counts[call.method] = counts.get(call.method, 0) + 1
+        return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.1, help="seconds per AWS/HTTP call")
@@ -97,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         sequential = asyncio.run(_run(env, args.latency, 1))
         sequential_s = time.perf_counter() - start
+        slack_calls = slack_calls_per_diagnose(env, args.latency)
 
     chain_s, chain_ids = slowest_chain(env, sequential)
     checks = len(concurrent.outcomes)
@@ -108,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ratio         : {sequential_s / concurrent_s:6.1f} x faster (goal >= 3)")
     print(f"  slowest chain : {chain_s:6.2f} s  {' -> '.join(chain_ids)}")
     print(f"  concurrent / slowest chain: {concurrent_s / chain_s:4.2f} (goal <= 1.5)")
-    ok = sequential_s / concurrent_s >= 3 and concurrent_s <= 1.5 * chain_s
+    total_calls = sum(slack_calls.values())
+    detail = ", ".join(f"{n} {method}" for method, n in sorted(slack_calls.items()))
+    print(f"  Slack Web API calls for one /hokusai diagnose: {total_calls} ({detail})")
+    ok = sequential_s / concurrent_s >= 3 and concurrent_s <= 1.5 * chain_s and total_calls <= 8
     print("  goals met" if ok else "  GOALS NOT MET")
     return 0 if ok else 1
 

@@ -17,7 +17,7 @@ import httpx
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.redaction import Redactor, default_redactor
+from bot.redaction import RedactingFilter, Redactor, default_redactor
 
 log = logging.getLogger(__name__)
 
@@ -238,30 +238,9 @@ class Outbound:
             self._http = None
 
 
-class _RedactingLogFilter(logging.Filter):
-    """Redacts log records in place, so no handler ever sees a secret."""
-
-    def __init__(self, redactor: Redactor) -> None:
-        super().__init__()
-        self.redactor = redactor
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string must not drop the record
-            message = str(record.msg)
-        record.msg = self.redactor.redact_text(message)
-        record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.redactor.redact_text(record.exc_text)
-        return True
-
-
 def install_log_redaction(redactor: Redactor | None = None) -> None:
     """Redact every log record handled by the root logger's handlers."""
-    flt = _RedactingLogFilter(redactor or default_redactor())
+    flt = RedactingFilter(redactor or default_redactor())
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(
@@ -271,5 +250,5 @@ def install_log_redaction(redactor: Redactor | None = None) -> None:
     for noisy in ("httpx", "httpcore", "botocore.credentials", "botocore.configprovider"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     for handler in root.handlers:
-        if not any(isinstance(f, _RedactingLogFilter) for f in handler.filters):
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(flt)

@@ -55,6 +55,7 @@ from bot.checks.base import (
     Classification,
     Status,
 )
+from bot.redaction import default_redactor
 
 if TYPE_CHECKING:
     from bot.config import Environment
@@ -138,20 +139,8 @@ class DiagnoseReport:
             "scopes": list(self.scopes),
             "started_at": self.started_at,
             "duration_ms": self.duration_ms,
-            "checks": [
-                {
-                    "id": o.id,
-                    "layer": o.layer,
-                    "status": str(o.status),
-                    "summary": o.result.summary,
-                    "classification": (
-                        str(o.result.classification) if o.result.classification else None
-                    ),
-                    "evidence": o.result.evidence,
-                    "duration_ms": o.duration_ms,
-                }
-                for o in self.outcomes
-            ],
+            # Each check as CheckOutcome.to_json: the contract's keys plus the hint.
+            "checks": [o.to_json() for o in self.outcomes],
             "first_failure": (
                 {
                     "id": first.id,
@@ -412,6 +401,7 @@ class Runner:
             result = CheckResult.errored(describe_error(exc))
         finally:
             current_check.reset(token)
+        _redact_result(result)
         return CheckOutcome(
             id=instance.id,
             check_id=check.id,
@@ -420,6 +410,17 @@ class Runner:
             result=result,
             duration_ms=round((time.monotonic() - started) * 1000),
         )
+
+
+def _redact_result(result: CheckResult) -> None:
+    """Redact what a check reports while it is still structured: key names (``DB_PASSWORD``
+    in an ECS environment, ``api_key`` in a body) say what is secret, and rendered text no
+    longer can. The outbound choke point redacts the rendered text again."""
+    redactor = default_redactor()
+    result.summary = redactor.redact_text(result.summary)
+    if result.hint:
+        result.hint = redactor.redact_text(result.hint)
+    result.evidence = redactor.redact(result.evidence)
 
 
 async def _notify(callback: OutcomeCallback, outcome: CheckOutcome) -> None:

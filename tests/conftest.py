@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,77 @@ os.environ["no_proxy"] = os.environ["NO_PROXY"]
 # slack_sdk ignores NO_PROXY and would send loopback calls through a configured proxy.
 for _var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY", "all_proxy"):
     os.environ.pop(_var, None)
+
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+def _is_loopback(host: object) -> bool:
+    if host is None:
+        return True  # binding to "any" for a client socket, or a UNIX path
+    if isinstance(host, bytes):
+        host = host.decode()
+    host = str(host)
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+_real_getaddrinfo = socket.getaddrinfo
+_real_connect = socket.socket.connect
+_real_connect_ex = socket.socket.connect_ex
+_real_sendto = socket.socket.sendto
+
+
+# What tried to leave, so the test that did it fails even if the code swallowed the error.
+_ESCAPES: list[str] = []
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    if not _is_loopback(host):
+        _ESCAPES.append(f"resolve {host!r}")
+        raise OSError(f"test tried to resolve {host!r}: tests may only reach 127.0.0.1")
+    return _real_getaddrinfo(host, *args, **kwargs)
+
+
+def _check_address(sock: socket.socket, address: object) -> None:
+    inet = sock.family in (socket.AF_INET, socket.AF_INET6)
+    if inet and isinstance(address, tuple) and not _is_loopback(address[0]):
+        _ESCAPES.append(f"reach {address[0]}")
+        raise OSError(f"test tried to reach {address[0]}: only 127.0.0.1 is allowed")
+
+
+def _guarded_connect(self, address):
+    _check_address(self, address)
+    return _real_connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    _check_address(self, address)
+    return _real_connect_ex(self, address)
+
+
+def _guarded_sendto(self, data, *args):
+    _check_address(self, args[-1])
+    return _real_sendto(self, data, *args)
+
+
+# Every test: nothing leaves the machine. A check that forgets its loopback config fails loudly
+# instead of quietly asking the internet (subprocesses are covered by their own configs).
+socket.getaddrinfo = _guarded_getaddrinfo
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
+socket.socket.sendto = _guarded_sendto  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _nothing_leaves_the_machine():
+    _ESCAPES.clear()
+    yield
+    assert not _ESCAPES, f"the test tried to leave 127.0.0.1: {_ESCAPES[:3]}"
 
 
 @pytest.fixture

@@ -289,7 +289,9 @@ async def test_report_json_contract_and_verdict(env):
         "classification",
         "evidence",
         "duration_ms",
+        "hint",
     ]
+    assert data["checks"][1]["hint"] == "fix the rule"
     assert data["first_failure"] == {
         "id": "routing.listener-rules",
         "layer": "routing",

@@ -193,9 +193,9 @@ class CheckOutcome:
             "status": str(r.status),
             "summary": r.summary,
             "classification": str(r.classification) if r.classification else None,
-            "hint": r.hint,
             "evidence": r.evidence,
             "duration_ms": self.duration_ms,
+            "hint": r.hint,  # beyond DESIGN.md's contract: what to look at next
         }
 
 
