@@ -49,9 +49,7 @@ SECTIONS = {"checks": checks_table, "iam-policy": iam_policy_block, "slack-usage
 
 
 def _pattern(name: str) -> re.Pattern[str]:
-    return re.compile(
-        rf"(<!-- generated:{name} -->\n)(.*?)(\n<!-- /generated:{name} -->)", re.DOTALL
-    )
+    return re.compile(rf"<!-- generated:{name} -->.*?<!-- /generated:{name} -->", re.DOTALL)
 
 
 def render(text: str) -> str:
@@ -60,7 +58,8 @@ def render(text: str) -> str:
         pattern = _pattern(name)
         if not pattern.search(text):
             raise ValueError(f"README.md has no <!-- generated:{name} --> section")
-        text = pattern.sub(lambda m, body=make(): m.group(1) + body + m.group(3), text)
+        block = f"<!-- generated:{name} -->\n{make()}\n<!-- /generated:{name} -->"
+        text = pattern.sub(lambda _m, block=block: block, text)
     return text
 
 
