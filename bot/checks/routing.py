@@ -313,11 +313,12 @@ class _Evaluation:
     matched: ListenerRule | None
     rules: list[ListenerRule]
     hops: list[str] = field(default_factory=list)  # e.g. "80: redirect to 443"
+    redirect_loop: bool = False  # the listeners redirect to each other and never answer
 
 
 async def _evaluate_on(
     ctx: CheckContext, lb: _LoadBalancerRef, port: int, probe: Probe
-) -> _Evaluation | None:
+) -> _Evaluation:
     listeners = await _listeners(ctx, lb)
     hops = []
     for _ in range(2):  # at most one redirect, HTTP -> HTTPS
@@ -335,7 +336,7 @@ async def _evaluate_on(
                 port = target
                 continue
         return _Evaluation(lb.name, port, matched, rules, hops)
-    return None
+    return _Evaluation(lb.name, port, None, [], hops, redirect_loop=True)
 
 
 def _shadowed(
@@ -379,7 +380,20 @@ async def listener_rules(ctx: CheckContext) -> CheckResult:
             hint="see the edge checks",
             route=route.name,
         )
-    evaluations = [ev for lb in lbs if (ev := await _evaluate_on(ctx, lb, port, probe))]
+    evaluations = [await _evaluate_on(ctx, lb, port, probe) for lb in lbs]
+    loops = [ev for ev in evaluations if ev.redirect_loop]
+    if loops and len(loops) == len(evaluations):
+        ev = loops[0]
+        return CheckResult.failed(
+            f"{route.path}: {ev.load_balancer}'s listeners redirect to each other "
+            f"({'; '.join(ev.hops)}), so the request never reaches a target",
+            Classification.CONFIGURATION,
+            hint="make one listener forward instead of redirecting back",
+            route=route.name,
+            load_balancer=ev.load_balancer,
+            redirects=ev.hops,
+        )
+    evaluations = [ev for ev in evaluations if not ev.redirect_loop]
     arns = {f.target_group_arn for ev in evaluations for r in ev.rules for f in r.forwards}
     owners = await target_group_owners(ctx, arns)
     expected = {arn for arn, service in owners.items() if service == route.service}

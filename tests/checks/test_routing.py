@@ -149,3 +149,51 @@ async def test_a_route_answered_by_the_listeners_fixed_404(sandbox):
         "rule (anything no other rule matched) -> fixed response 404 'Not Found'; no rule "
         "forwards to hokusai-mlflow-development"
     )
+
+
+async def test_listeners_that_redirect_to_each_other_fail_as_configuration():
+    from bot.checks import routing
+    from bot.checks.base import CheckContext, Classification, Status
+    from bot.config import load_config
+    from tests.conftest import REPO
+
+    env = load_config(REPO / "hokusai.yml").environment()
+
+    def redirect_to(port: int) -> dict:
+        action = {"Type": "redirect", "RedirectConfig": {"Port": str(port), "Protocol": "HTTPS"}}
+        return {
+            "Rules": [
+                {
+                    "RuleArn": "r",
+                    "Priority": "default",
+                    "IsDefault": True,
+                    "Conditions": [],
+                    "Actions": [action],
+                }
+            ]
+        }
+
+    async def aws(service: str, operation: str, **params):
+        if operation == "describe_load_balancers":
+            return {
+                "LoadBalancers": [
+                    {"LoadBalancerName": n, "LoadBalancerArn": "arn:" + n}
+                    for n in env.load_balancers
+                ]
+            }
+        if operation == "describe_listeners":
+            return {
+                "Listeners": [
+                    {"Port": 80, "ListenerArn": "l80"},
+                    {"Port": 443, "ListenerArn": "l443"},
+                ]
+            }
+        if operation == "describe_rules":
+            return redirect_to(443 if params["ListenerArn"] == "l80" else 80)
+        return {"services": []}
+
+    ctx = CheckContext(env, subject=env.routes[0].name, aws_call=aws, upstream={})
+    result = await routing.listener_rules.run(ctx)
+    assert result.status is Status.FAIL
+    assert result.classification is Classification.CONFIGURATION
+    assert "redirect to each other" in result.summary
