@@ -144,7 +144,8 @@ async def create(
     findings = await asyncio.to_thread(store.findings, incident.id, failing_only=True)
     body = services.outbound.scrub(ticket_body(incident, findings))
     try:
-        ticket = await provider.create(title, body)
+        # The tracker is outside the process: its title passes the choke point like the body.
+        ticket = await provider.create(services.outbound.scrub(title), body)
     except TrackerError as exc:
         return Reply(f":warning: {exc}. No ticket was created; the incident log is unchanged.")
     link_row = await asyncio.to_thread(
@@ -236,14 +237,15 @@ class Verification:
     error: str | None = None
 
 
-async def rerun_checks(services: Any, check_ids: list[str]) -> Any:
-    """Run exactly these check instances (``services.overrides["rerun"]`` replaces it)."""
+async def rerun_checks(services: Any, check_ids: list[str], env: str | None = None) -> Any:
+    """Run exactly these check instances in ``env`` (``services.overrides["rerun"]`` replaces
+    it), the environment the incident was diagnosed in, not whatever is the default."""
     override = services.overrides.get("rerun")
     if override is not None:
         return await override(check_ids)
     from commands.diagnose import environment_for, make_runner
 
-    runner = make_runner(services, environment_for(services, None))
+    runner = make_runner(services, environment_for(services, env))
     return await runner.run(check_ids)
 
 
@@ -299,7 +301,10 @@ async def _verify_one(
         return Verification(link_row, False)
     if not link_row.check_ids:
         return Verification(link_row, True)
-    report = await rerun_checks(services, list(link_row.check_ids))
+    latest = await asyncio.to_thread(store.latest_run, incident.id)
+    report = await rerun_checks(
+        services, list(link_row.check_ids), latest.env if latest is not None else None
+    )
     data = report.to_json() if hasattr(report, "to_json") else report
     await asyncio.to_thread(
         lambda: store.record_run(
@@ -317,6 +322,18 @@ async def _verify_one(
         if c.get("id") in wanted and c.get("status") in FAILING_STATUSES
     ]
     ref = f"{link_row.key}"
+    seen_ok = {c.get("id") for c in data.get("checks") or [] if c.get("status") in ("pass", "warn")}
+    failing_ids = {c.get("id") for c in failing}
+    # A check that did not run (skipped, absent) proves nothing: the fix is not confirmed.
+    unchecked = sorted(wanted - seen_ok - failing_ids)
+    if not failing and unchecked:
+        note = f"{ref} is Done, but {', '.join(unchecked)} could not be re-checked"
+        await asyncio.to_thread(
+            lambda: store.add_timeline(
+                incident.id, "verify", note, actor=req.user_id, ref=ref, now=services.clock()
+            )
+        )
+        return Verification(link_row, True, error=note)
     if not failing:
         await asyncio.to_thread(
             lambda: store.add_timeline(

@@ -346,3 +346,19 @@ async def test_a_locked_incident_log_gets_a_clear_reply_and_keeps_earlier_rows(
     assert "incident log is busy (database is locked)" in reply.text
     kinds = [e.kind for e in services.store().timeline(incident.id)]
     assert kinds == ["declared", "diagnose"]
+
+
+@respx.mock
+async def test_done_ticket_whose_check_did_not_run_is_not_confirmed(services, incident):
+    """A re-run where the linked check is skipped or absent proves nothing."""
+    respx.post(LINEAR_URL).mock(side_effect=linear_router("completed", []))
+    services.overrides["tracker"] = LinearProvider(api_key=token(), url=LINEAR_URL, team_id="t")
+    services.overrides["rerun"] = rerun_returning("skipped", [])
+    store = services.store()
+    store.link_ticket(incident.id, provider="linear", key="HOK-3", title="Fix routing", now=EARLIER)
+
+    reply = await ticket_cmd.handle(ticket_cmd.parse(["verify"]), request(), services)
+
+    assert "confirmed" not in reply.text
+    assert "could not be re-checked" in reply.text
+    assert "could not be re-checked" in store.timeline(incident.id)[-1].text
