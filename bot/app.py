@@ -8,7 +8,6 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from typing import Any
@@ -28,10 +27,11 @@ log = logging.getLogger(__name__)
 _LOGGABLE = ("type", "command", "team_id", "channel_id", "user_id", "api_app_id")
 
 
-def remember_process_secrets(settings: Settings, config: HokusaiConfig | None) -> None:
-    """Teach the redactor the exact secrets this process holds."""
+def remember_process_secrets(settings: Settings | None, config: HokusaiConfig | None) -> None:
+    """Teach the redactor the exact secrets this process holds: its tokens and probe keys."""
     redactor = default_redactor()
-    redactor.add_known(*settings.secret_values())
+    if settings is not None:
+        redactor.add_known(*settings.secret_values())
     for env in config.environments.values() if config else ():
         if env.auth and os.environ.get(env.auth.api_key_env):
             redactor.add_known(os.environ[env.auth.api_key_env])
@@ -61,6 +61,8 @@ def build_app(
     )
     services = Services(settings, config, outbound)
     services.overrides.update(overrides)
+    # Open and migrate the incident log now: a bad HOKUSAI_DB stops start-up, not a command.
+    services.store()
     # Bolt reads SLACK_BOT_TOKEN itself and warns that our client makes it unused; it is.
     logging.getLogger("slack_bolt.AsyncApp").addFilter(_UnusedTokenWarning())
     app = AsyncApp(
@@ -90,12 +92,7 @@ def services_of(app: AsyncApp) -> Services:
 
 
 def _register_home(app: AsyncApp, services: Services) -> None:
-    try:
-        home = importlib.import_module("bot.home")
-    except ModuleNotFoundError as exc:
-        if exc.name != "bot.home":
-            raise
-        return
+    from bot import home
 
     @app.event("app_home_opened")
     async def _home_opened(event: dict[str, Any]) -> None:

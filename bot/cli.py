@@ -44,12 +44,15 @@ def _config(path: str | None, settings=None):
 def _build_app(settings):
     from bot.app import build_app
     from bot.config import ConfigError
+    from bot.incidents import StoreError
     from bot.settings import SettingsError
 
     try:
         return build_app(settings)
     except (SettingsError, ConfigError) as exc:
         raise UsageExit(str(exc)) from None
+    except StoreError as exc:
+        raise UsageExit(f"HOKUSAI_DB ({settings.hokusai_db}): {exc}") from None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -57,7 +60,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     app = _build_app(settings)
-    port = args.port if args.port is not None else int(os.environ.get("PORT") or 3000)
+    raw_port = os.environ.get("PORT") or "3000"
+    if args.port is None and not raw_port.isdigit():
+        raise UsageExit(f"PORT is invalid: {raw_port!r} is not a port number")
+    port = args.port if args.port is not None else int(raw_port)
 
     def ready(bound: int) -> None:
         print(f"hokusai: listening on http://{args.host}:{bound}/slack/events", flush=True)

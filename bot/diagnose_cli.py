@@ -56,7 +56,9 @@ def main(args: argparse.Namespace, stdout: IO[str] | None = None) -> int:
         env = config.environment(args.env or _default_env())
     except ConfigError as exc:
         raise UsageExit(f"hokusai diagnose: {exc}") from None
-    _remember_probe_key(env)
+    from bot.app import remember_process_secrets
+
+    remember_process_secrets(_settings_or_none(), config)
     runner = Runner(env)
     try:
         planned = runner.select(args.scope)
@@ -87,10 +89,11 @@ def _default_env() -> str | None:
     return os.environ.get("HOKUSAI_ENV") or None
 
 
-def _remember_probe_key(env) -> None:
-    import os
+def _settings_or_none():
+    """The settings when they load; the CLI needs none of them, only their secret values."""
+    from bot.settings import SettingsError, load_settings
 
-    from bot.redaction import default_redactor
-
-    if env.auth and os.environ.get(env.auth.api_key_env):
-        default_redactor().add_known(os.environ[env.auth.api_key_env])
+    try:
+        return load_settings()
+    except SettingsError:
+        return None

@@ -42,6 +42,9 @@ def uvicorn_config(app: AsyncApp, host: str, port: int) -> uvicorn.Config:
         log_level="warning",
         access_log=False,
         lifespan="off",
+        # uvicorn's own config gives its loggers handlers that bypass the redacting filter on
+        # the root handlers; None makes its records propagate there.
+        log_config=None,
         # Slack gives up after 3 s; a slow client must not hold a worker longer than that.
         timeout_keep_alive=5,
     )

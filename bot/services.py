@@ -73,18 +73,41 @@ class Services:
             self._seen_requests.popitem(last=False)
         try:
             return self.store().claim_request(key)
-        except ImportError:
-            return True
         except Exception as exc:  # the store being down must not stop the bot answering
             log.warning("could not record request key: %s", type(exc).__name__)
             return True
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Run work after the ack; the task is kept so it is not garbage-collected."""
-        task = asyncio.get_running_loop().create_task(coro)
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], *, notify: tuple[str, str] | None = None
+    ) -> asyncio.Task[Any]:
+        """Run work after the ack; the task is kept so it is not garbage-collected.
+
+        A failure is logged, and when ``notify`` is ``(channel, user)`` that person is told in
+        a short ephemeral message: a click never ends in silence.
+        """
+        task = asyncio.get_running_loop().create_task(self._guarded(coro, notify))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def _guarded(self, coro: Coroutine[Any, Any, Any], notify: tuple[str, str] | None) -> Any:
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("background work failed (%s)", type(exc).__name__)
+            if notify and notify[0] and notify[1]:
+                try:
+                    await self.outbound.ephemeral(
+                        notify[0],
+                        notify[1],
+                        f":warning: That did not work ({type(exc).__name__}). Nothing was "
+                        "changed; the details are in the bot's log.",
+                    )
+                except Exception:
+                    log.warning("could not tell the user about the failure either")
+            return None
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait for every spawned task (tests and shutdown)."""

@@ -17,21 +17,13 @@ from bot.commanding import CommandRequest, Reply, UsageError
 
 log = logging.getLogger(__name__)
 
-# In the order /hokusai help lists them. A module not written yet is left out, not faked.
+# In the order /hokusai help lists them.
 _MODULES = ("help", "diagnose", "incident", "ticket", "runbook")
 
 
 def _load() -> dict[str, ModuleType]:
-    loaded: dict[str, ModuleType] = {}
-    for name in _MODULES:
-        try:
-            module = importlib.import_module(f"commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"commands.{name}":
-                raise
-            continue
-        loaded[module.NAME] = module
-    return loaded
+    modules = (importlib.import_module(f"commands.{name}") for name in _MODULES)
+    return {module.NAME: module for module in modules}
 
 
 COMMANDS: dict[str, ModuleType] = _load()
@@ -93,10 +85,6 @@ def _make_listener(services: Any):
             reply = await module.handle(parsed, req, services)
             await ack(**outbound.ack_payload(reply.text, reply.blocks))
             return
-        if not await asyncio.to_thread(services.claim_request, req.request_key):
-            # Slack redelivered a command whose work has already started: ack, do nothing twice.
-            await ack()
-            return
         await ack()
         services.spawn(_run(module, parsed, req, services))
 
@@ -104,6 +92,9 @@ def _make_listener(services: Any):
 
 
 async def _run(module: ModuleType, parsed: Any, req: CommandRequest, services: Any) -> None:
+    # After the ack, so a slow database never costs Slack's 3 seconds.
+    if not await asyncio.to_thread(services.claim_request, req.request_key):
+        return  # Slack redelivered a command whose work has already started
     try:
         reply = await module.handle(parsed, req, services)
     except UsageError as exc:

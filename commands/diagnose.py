@@ -99,7 +99,8 @@ async def handle(args: DiagnoseArgs, req: CommandRequest, services: Any) -> Repl
 async def finish(report: Any, req: CommandRequest, services: Any, ts: str, target: str) -> None:
     """Record the run, then turn the progress message into the final view."""
     incident, run_id = await asyncio.to_thread(_record, report, req, services)
-    actions = _actions(report, incident, run_id, env=report.env)
+    # Reading the runbook files is disk work: off the event loop like the store.
+    actions = await asyncio.to_thread(_actions, report, incident, run_id, report.env)
     text, blocks, overflow = report_blocks(report, target=target, actions=actions)
     if incident is not None:
         blocks.append(
@@ -132,8 +133,6 @@ def _record(report: Any, req: CommandRequest, services: Any) -> tuple[Any, int |
                 request_key=req.request_key,
             )
         return incident, run_id
-    except ImportError:
-        return None, None
     except Exception as exc:  # the answer still reaches the channel if the log is down
         log.warning("could not record the diagnose run: %s", exc)
         return None, None
@@ -169,11 +168,10 @@ def _actions(report: Any, incident: Any, run_id: int | None, env: str) -> list[d
 def _suggested_runbook(first: CheckOutcome | None) -> Any:
     if first is None:
         return None
-    try:
-        from bot.runbooks import load_runbooks, suggest_runbook
-    except ImportError:
-        return None
-    return suggest_runbook(load_runbooks().values(), first.layer, first.check_id, first.subject)
+    from bot.runbooks import suggest_runbook
+    from commands.runbook import catalog
+
+    return suggest_runbook(catalog().values(), first.layer, first.check_id, first.subject)
 
 
 @dataclass

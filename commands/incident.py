@@ -310,7 +310,8 @@ def register_actions(app: Any, services: Any) -> None:
     @app.action("incident_declare")
     async def _declare_button(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        services.spawn(_declare_from_button(services, body))
+        who = ((body.get("channel") or {}).get("id", ""), (body.get("user") or {}).get("id", ""))
+        services.spawn(_declare_from_button(services, body), notify=who)
 
 
 async def _declare_from_button(services: Any, body: dict[str, Any]) -> None:
@@ -332,17 +333,19 @@ async def _declare_from_button(services: Any, body: dict[str, Any]) -> None:
         response_url=body.get("response_url", ""),
         trigger_id=body.get("trigger_id", ""),
     )
-    key = f"action:{body.get('container', {}).get('message_ts', '')}:{action.get('action_ts', '')}"
-    if not services.claim_request(key):
+    # One incident per diagnose result, however many people (or Slack retries) click.
+    message_ts = body.get("container", {}).get("message_ts", "")
+    key = f"declare:run:{run_id}" if run_id else f"declare:message:{channel_id}:{message_ts}"
+    if not await asyncio.to_thread(services.claim_request, key):
         return
     try:
         title = "Diagnose found a failing hop"
-        if run_id:
+        if run_id and str(run_id).isdigit():
             run = await asyncio.to_thread(services.store().run, int(run_id))
             if run.first_failure_id:
                 title = f"{run.first_failure_id} failing ({run.env or 'default env'})"
         reply = await declare(services, req, title, 2, here=False, run_id=run_id)
-    except StoreError as exc:
+    except (StoreError, LookupError) as exc:
         reply = Reply(f":warning: {exc}")
     if reply is not None:
         await deliver(reply, req, services)

@@ -177,8 +177,7 @@ def register_actions(app: Any, services: Any) -> None:
     @app.action(_CLICK)
     async def _click(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        if _claim(services, body):
-            services.spawn(_on_click(services, body))
+        services.spawn(_if_first(services, body, _on_click), notify=_who(body))
 
     @app.action(action_id("note"))
     async def _add_note(ack: Any, body: dict[str, Any]) -> None:
@@ -197,13 +196,22 @@ def register_actions(app: Any, services: Any) -> None:
     @app.view(NOTE_MODAL_CALLBACK)
     async def _note_submitted(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        services.spawn(_on_note(services, body))
+        services.spawn(_on_note(services, body), notify=_who(body))
 
     @app.action("runbook_start")
     async def _start_button(ack: Any, body: dict[str, Any]) -> None:
         await ack()
-        if _claim(services, body):
-            services.spawn(_on_start_button(services, body))
+        services.spawn(_if_first(services, body, _on_start_button), notify=_who(body))
+
+
+async def _if_first(services: Any, body: dict[str, Any], work: Any) -> None:
+    """Do ``work`` unless this is Slack's redelivery of a click we already have."""
+    if await asyncio.to_thread(_claim, services, body):
+        await work(services, body)
+
+
+def _who(body: dict[str, Any]) -> tuple[str, str]:
+    return _channel(body), _user(body)
 
 
 def _action(body: dict[str, Any]) -> dict[str, Any]:
@@ -318,11 +326,25 @@ async def _apply(services: Any, body: dict[str, Any], ref: ButtonRef, action: Ac
         body = {**body, "channel": {"id": walk.record.channel}}
     else:
         walk = await asyncio.to_thread(_load, services, ref, body)
+    _check_access(services, walk, user)
     state, line = await asyncio.to_thread(_advance, services, walk, action, user)
     await _show(services, walk, state, body)
     await asyncio.to_thread(_log, services, walk, line, user)
     if action.kind is ActionKind.RUN:
         await _run_checks(services, walk, state, body, user)
+
+
+def _check_access(services: Any, walk: _Walk, user: str) -> None:
+    """A button obeys hokusai.yml's access rules like the command that posted it."""
+    access = services.config.access
+    if walk.record.channel and not access.channel_allowed(walk.record.channel, None):
+        raise InvalidAction("Hokusai is not enabled in this channel (access.channels).")
+    env = (walk.record.state or {}).get("env")
+    if env and not access.environment_allowed(env, user):
+        raise InvalidAction(
+            f"`{env}` may only be diagnosed by the people listed under "
+            f"`access.environments.{env}` in hokusai.yml."
+        )
 
 
 def _advance(services: Any, walk: _Walk, action: Action, user: str) -> tuple[WalkState, str]:

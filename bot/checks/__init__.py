@@ -5,7 +5,7 @@ import importlib
 
 from bot.checks.base import REGISTRY, Check, CheckContext, CheckResult, Classification, Status
 
-# Modules that register checks, in request-path order. A module missing here is not run.
+# Modules that register checks, in request-path order.
 CHECK_MODULES: tuple[str, ...] = (
     "dns",
     "edge",
@@ -21,14 +21,10 @@ CHECK_MODULES: tuple[str, ...] = (
     "changes",
 )
 
+# Every module must import: a renamed file must fail loudly, not drop a layer of checks
+# (which would silently move the first failing hop).
 for _name in CHECK_MODULES:
-    try:
-        importlib.import_module(f"bot.checks.{_name}")
-    except ModuleNotFoundError as exc:
-        # Modules are written by different people; one not written yet is skipped, but a
-        # missing dependency inside an existing module must still fail loudly.
-        if exc.name != f"bot.checks.{_name}":
-            raise
+    importlib.import_module(f"bot.checks.{_name}")
 
 __all__ = [
     "CHECK_MODULES",

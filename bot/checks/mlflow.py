@@ -13,6 +13,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -268,15 +269,49 @@ def _registry_failure(
 
 # ---------------------------------------------------------------- app.mlflow-client
 
-# os.environ is process-wide: one MlflowClient call at a time may set MLflow's variables.
+# os.environ is process-wide: one MlflowClient call at a time may set MLflow's variables
+# (retries and timeouts only; the key never goes there, see _ProbeKeyHeader).
 _MLFLOW_ENV_LOCK = threading.Lock()
 CLIENT_RETRIES = 1
+# MlflowClient blocks; it gets threads of its own so a hung tracking server cannot use up the
+# default pool that the bot's other work (acks' database claims) runs in.
+_MLFLOW_EXECUTOR = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlflow-client")
+_probe_headers = threading.local()
+
+
+class _ProbeKeyHeader:
+    """MLflow request-header provider: the probe key for the calls of this thread only.
+
+    MLflow asks every registered provider for headers on each request; this one answers
+    only inside ``_client_round_trip``, so the key never sits in ``os.environ`` where a
+    subprocess started meanwhile would inherit it.
+    """
+
+    def in_context(self) -> bool:
+        return bool(getattr(_probe_headers, "value", None))
+
+    def request_headers(self) -> dict[str, str]:
+        return dict(getattr(_probe_headers, "value", None) or {})
+
+
+_registered = False
+
+
+def _register_header_provider() -> None:
+    global _registered
+    if not _registered:
+        from mlflow.tracking.request_header.registry import _request_header_provider_registry
+
+        _request_header_provider_registry.register(_ProbeKeyHeader)
+        _registered = True
 
 
 @contextmanager
-def _mlflow_environment(values: dict[str, str | None]) -> Iterator[None]:
+def _mlflow_environment(values: dict[str, str | None], wait: float) -> Iterator[None]:
     """Set MLflow's request variables for one call, then put back what was there."""
-    with _MLFLOW_ENV_LOCK:
+    if not _MLFLOW_ENV_LOCK.acquire(timeout=wait):
+        raise TimeoutError("another MlflowClient call still holds the client settings")
+    try:
         saved = {name: os.environ.get(name) for name in values}
         try:
             for name, value in values.items():
@@ -291,29 +326,36 @@ def _mlflow_environment(values: dict[str, str | None]) -> Iterator[None]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+    finally:
+        _MLFLOW_ENV_LOCK.release()
 
 
 def _client_round_trip(
-    tracking_uri: str, key: str | None, request_timeout: int, retries: int
+    tracking_uri: str, auth: dict[str, str], request_timeout: int, retries: int
 ) -> dict[str, int]:
     """Search experiments and registered models with MlflowClient (runs in a thread)."""
     from mlflow.tracking import MlflowClient
 
+    _register_header_provider()
     settings = {
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(retries),
         "MLFLOW_HTTP_REQUEST_TIMEOUT": str(request_timeout),
         "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0",
-        "MLFLOW_TRACKING_TOKEN": key,
+        "MLFLOW_TRACKING_TOKEN": None,
         # The key is the only credential the client may send.
         "MLFLOW_TRACKING_USERNAME": None,
         "MLFLOW_TRACKING_PASSWORD": None,
         # A diagnostics bot must not phone home.
         "MLFLOW_DISABLE_TELEMETRY": "true",
     }
-    with _mlflow_environment(settings):
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        experiments = client.search_experiments(max_results=10)
-        models = client.search_registered_models(max_results=10)
+    _probe_headers.value = auth
+    try:
+        with _mlflow_environment(settings, wait=request_timeout):
+            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+            experiments = client.search_experiments(max_results=10)
+            models = client.search_registered_models(max_results=10)
+    finally:
+        _probe_headers.value = None
     return {"experiments": len(experiments), "registered_models": len(models)}
 
 
@@ -451,14 +493,19 @@ async def mlflow_client(ctx: CheckContext) -> CheckResult:
     request_timeout = max(1, int(budget.remaining() / (len(REGISTRY_CALLS) * attempts)))
     evidence: dict[str, Any] = {
         "tracking_uri": redact(tracking_uri, secrets),
-        "token": "MLFLOW_TRACKING_TOKEN set from the probe key" if key else "no token",
+        "credentials": "the probe key, sent the configured way" if key else "none",
         "max_retries": CLIENT_RETRIES,
         "request_timeout_s": request_timeout,
     }
     try:
         counts = await asyncio.wait_for(
-            asyncio.to_thread(
-                _client_round_trip, tracking_uri, key, request_timeout, CLIENT_RETRIES
+            asyncio.get_running_loop().run_in_executor(
+                _MLFLOW_EXECUTOR,
+                _client_round_trip,
+                tracking_uri,
+                auth_headers(ctx)[0],
+                request_timeout,
+                CLIENT_RETRIES,
             ),
             timeout=budget.remaining(),
         )

@@ -14,27 +14,33 @@ from bot.sandbox import signing
 
 
 @pytest.fixture
-def served(bot_env):
+def served(bot_env, tmp_path):
     """`hokusai serve --port 0` in a subprocess; yields its events URL."""
     env = {**os.environ, **bot_env, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:  # a file, not a pipe: nobody reads the log while tests run
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     try:
-        seen = []
-        for line in proc.stdout:
-            seen.append(line)
-            if "listening on" in line:
-                break
-        assert "listening on" in seen[-1], "".join(seen)
-        yield seen[-1].split("listening on ", 1)[1].strip()
+        deadline = time.monotonic() + 60
+        while "listening on" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "hokusai serve did not start: " + log.read_text()
+            time.sleep(0.05)
+        line = next(x for x in log.read_text().splitlines() if "listening on" in x)
+        yield line.split("listening on ", 1)[1].strip()
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def post(url: str, request: signing.SignedRequest) -> httpx.Response:
