@@ -88,6 +88,8 @@ class SummaryScheduler:
     async def tick(self, now: datetime | None = None) -> list[int]:
         """Post every summary that is due and whose lease this process wins; their ids."""
         now = now or self.services.clock()
+        # Slack redelivers within minutes; a day of request keys is plenty to dedupe on.
+        await asyncio.to_thread(self.services.store().prune_requests, now - timedelta(days=1))
         every = self.every_minutes
         if every <= 0:
             return []

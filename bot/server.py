@@ -11,6 +11,8 @@ import uvicorn
 from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 
+from bot.services import response_sent
+
 EVENTS_PATH = "/slack/events"
 
 
@@ -29,7 +31,13 @@ def asgi_app(app: AsyncApp) -> Callable[..., Any]:
             )
             await send({"type": "http.response.body", "body": b'{"ok": true}'})
             return
-        await bolt(scope, receive, send)
+        sent = asyncio.Event()
+        token = response_sent.set(sent)
+        try:
+            await bolt(scope, receive, send)
+        finally:
+            sent.set()  # the ack is written: work spawned by the listener may start
+            response_sent.reset(token)
 
     return application
 

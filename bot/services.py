@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from bot.incidents import IncidentStore
 
 log = logging.getLogger(__name__)
+
+# Set by the HTTP server for each request: work spawned while handling it starts once the ack
+# has been written, so the ack never waits behind that work for the event loop.
+response_sent: ContextVar[asyncio.Event | None] = ContextVar("response_sent", default=None)
 
 
 def _utcnow() -> datetime:
@@ -91,6 +96,12 @@ class Services:
         return task
 
     async def _guarded(self, coro: Coroutine[Any, Any, Any], notify: tuple[str, str] | None) -> Any:
+        sent = response_sent.get()
+        if sent is not None:
+            try:
+                await asyncio.wait_for(sent.wait(), timeout=1.0)
+            except TimeoutError:
+                pass  # the ack went out some other way; do the work anyway
         try:
             return await coro
         except asyncio.CancelledError:
