@@ -55,15 +55,38 @@ def _build_app(settings):
         raise UsageExit(f"HOKUSAI_DB ({settings.hokusai_db}): {exc}") from None
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
+
+
+def _can_listen(host: str, port: int) -> None:
+    """Fail with one line now rather than a uvicorn log line and exit 3 later."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise UsageExit(f"hokusai serve: cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from bot.server import serve_forever
 
+    if args.port is None:
+        try:
+            port = _port(os.environ.get("PORT") or "3000")
+        except argparse.ArgumentTypeError as exc:
+            raise UsageExit(f"PORT is invalid: {exc}") from None
+    else:
+        port = args.port
+    _can_listen(args.host, port)
     settings = _settings()
     app = _build_app(settings)
-    raw_port = os.environ.get("PORT") or "3000"
-    if args.port is None and not raw_port.isdigit():
-        raise UsageExit(f"PORT is invalid: {raw_port!r} is not a port number")
-    port = args.port if args.port is not None else int(raw_port)
 
     def ready(bound: int) -> None:
         print(f"hokusai: listening on http://{args.host}:{bound}/slack/events", flush=True)
@@ -137,14 +160,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(scenario=args.scenario, keep=args.keep, out=sys.stdout)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _scenario_names() -> list[str]:
+    from bot.sandbox.world import scenario_names
+
+    return scenario_names()
+
+
+def build_parser(demo_help: bool = False) -> argparse.ArgumentParser:
     parser = _Parser(prog="hokusai", description="Hokusai incident bot.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
     p = sub.add_parser("serve", help="Run the bot in HTTP mode (POST /slack/events, GET /healthz).")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default $PORT or 3000)")
+    p.add_argument("--port", type=_port, default=None, help="port (default $PORT or 3000)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("socket", help="Run the bot in Socket Mode (needs SLACK_APP_TOKEN).")
@@ -173,7 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_incident)
 
     p = sub.add_parser("demo", help="Run the sandbox demo end to end.")
-    p.add_argument("--scenario", default="seed-outage", help="which breakage to show")
+    p.add_argument(
+        "--scenario",
+        default="seed-outage",
+        help="which breakage to show: " + ", ".join(_scenario_names())
+        if demo_help
+        else "which breakage to show (see hokusai demo --help)",
+    )
     p.add_argument("--keep", action="store_true", help="leave the sandbox running")
     p.set_defaults(func=cmd_demo)
 
@@ -184,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Listing the scenarios imports the sandbox (moto, boto3): only for `demo`'s own help.
+    parser = build_parser(demo_help=bool(argv) and argv[0] == "demo")
     try:
         args = parser.parse_args(argv)
         return args.func(args)

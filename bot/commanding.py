@@ -44,7 +44,8 @@ class CommandRequest:
 
     @classmethod
     def from_body(cls, body: dict[str, Any], *, is_retry: bool = False) -> CommandRequest:
-        text = (body.get("text") or "").strip()
+        # Slack escapes &, < and > in what people type; undo exactly those three.
+        text = _unescape((body.get("text") or "").strip())
         return cls(
             text=text,
             args=split_args(text),
@@ -58,6 +59,10 @@ class CommandRequest:
             request_key=request_key(body),
             is_retry=is_retry,
         )
+
+
+def _unescape(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def split_args(text: str) -> list[str]:

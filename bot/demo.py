@@ -20,7 +20,7 @@ from bot.outbound import echo
 from bot.sandbox.conversation import Conversation
 from bot.sandbox.slack import DEFAULT_CHANNEL_ID
 from bot.sandbox.transcript import render_channel
-from bot.sandbox.world import Sandbox, describe, scenario_names
+from bot.sandbox.world import Sandbox, describe, expected_first_failure, scenario_names
 
 TITLE = "Model registration failing: registry.hokus.ai answers 404"
 
@@ -54,6 +54,17 @@ def run_demo(scenario: str = "seed-outage", keep: bool = False, out: IO[str] | N
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     logging.basicConfig(level=logging.WARNING)
+    previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _run(scenario, keep, out)
+    except _Terminated:
+        echo("hokusai demo: terminated; everything it started is stopped", sys.stderr)
+        return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+
+
+def _run(scenario: str, keep: bool, out: IO[str]) -> int:
     narrator = _Narrator(out)
     narrator.line(f"Hokusai demo — scenario {scenario}: {describe(scenario)}")
     narrator.line("Everything runs on 127.0.0.1: no Slack, AWS or tracker account is used.\n")
@@ -70,7 +81,7 @@ def run_demo(scenario: str = "seed-outage", keep: bool = False, out: IO[str] | N
                 incident_channel = _play(chat, narrator)
                 narrator.line()
                 _print_channels(chat, incident_channel, narrator)
-                verdict = _verdict(chat, narrator)
+                verdict = _verdict(chat, narrator, scenario)
                 if keep:
                     _keep_running(sandbox, chat, narrator)
         narrator.step("Stopped everything.")
@@ -114,7 +125,12 @@ def _print_channels(chat: Conversation, incident_channel: str, narrator: _Narrat
         [incident_channel] if incident_channel != DEFAULT_CHANNEL_ID else []
     )
     for channel_id in seen:
-        narrator.line(render_channel(chat.messages(channel_id), name=_name(chat, channel_id)))
+        names = {c["id"]: c["name"] for c in chat.slack.channels if c.get("name")}
+        narrator.line(
+            render_channel(
+                chat.messages(channel_id), name=_name(chat, channel_id), channel_names=names
+            )
+        )
     if chat.tracker is not None and chat.tracker.issues:
         narrator.line("━━━ tracker (local Linear stand-in) " + "━" * 60)
         for key, issue in chat.tracker.issues.items():
@@ -122,7 +138,8 @@ def _print_channels(chat: Conversation, incident_channel: str, narrator: _Narrat
         narrator.line()
 
 
-def _verdict(chat: Conversation, narrator: _Narrator) -> int:
+def _verdict(chat: Conversation, narrator: _Narrator, scenario: str) -> int:
+    """Print the verdict; 0 when the bot named the hop this scenario breaks, 1 otherwise."""
     store = chat.server.app.hokusai_services.store()
     runs = store.runs(limit=1)
     if not runs:
@@ -130,24 +147,36 @@ def _verdict(chat: Conversation, narrator: _Narrator) -> int:
         return 1
     run = runs[0]
     narrator.line("Verdict: " + (run.verdict or "(none)"))
+    expected, _ = expected_first_failure(scenario)
+    if run.first_failure_layer != expected:
+        narrator.line(
+            f"(expected the first failing hop to be {expected or 'none'}, "
+            f"the bot said {run.first_failure_layer or 'none'})"
+        )
+        return 1
     return 0
 
 
 def _keep_running(sandbox: Sandbox, chat: Conversation, narrator: _Narrator) -> None:
+    # The variables go in a file to source: printing them would print the probe key (and
+    # the redactor, rightly, would not let it through).
+    env_file = sandbox.workdir / "sandbox.env"
+    env_file.write_text(
+        f"export AWS_ENDPOINT_URL={sandbox.moto.url}\n"
+        "export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox AWS_REGION=us-east-1\n"
+        f"export HOKUSAI_API_KEY={sandbox.api_key}\n"
+        f"export HOKUSAI_CONFIG={sandbox.config_path}\n"
+    )
+    env_file.chmod(0o600)
     narrator.line(
-        "\nThe sandbox keeps running. In another terminal:\n"
-        f"  export AWS_ENDPOINT_URL={sandbox.moto.url} AWS_ACCESS_KEY_ID=sandbox "
-        "AWS_SECRET_ACCESS_KEY=sandbox AWS_REGION=us-east-1\n"
-        f"  export HOKUSAI_API_KEY=<the sandbox key: see {sandbox.workdir}/api-key>\n"
-        f"  .venv/bin/hokusai diagnose --config {sandbox.config_path}\n"
-        f"  curl -s {sandbox.edge.url}/api/2.0/mlflow/experiments/search?max_results=1\n"
+        "\nThe sandbox keeps running. In another terminal, from this directory:\n"
+        f"  source {env_file}\n"
+        "  .venv/bin/hokusai diagnose\n"
+        f"  curl -s '{sandbox.edge.url}/api/2.0/mlflow/experiments/search?max_results=1'\n"
         f"  dig @127.0.0.1 -p {sandbox.dns.address.rsplit(':', 1)[1]} registry.hokus.ai\n"
         f"The bot takes signed Slack requests at {chat.server.events_url}.\n"
         "Press Ctrl-C to stop everything."
     )
-    key_file = sandbox.workdir / "api-key"
-    key_file.write_text(sandbox.api_key + "\n")
-    key_file.chmod(0o600)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
@@ -155,3 +184,11 @@ def _keep_running(sandbox: Sandbox, chat: Conversation, narrator: _Narrator) -> 
             pass
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+class _Terminated(Exception):
+    """SIGTERM (a supervisor, `timeout`): unwind like Ctrl-C so everything is stopped."""
+
+
+def _raise_terminated(*_: object) -> None:
+    raise _Terminated

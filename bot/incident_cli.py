@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any
 
 from bot.incidents import IncidentStore, StoreError, UnknownIncident, parse_incident_id
@@ -22,6 +23,10 @@ def main(args: list[str], settings: Any, stdout: IO[str], stderr: IO[str]) -> in
         return 2
     if action != "list" and len(rest) != 1:
         echo(f"hokusai incident {action}: needs one incident id", stderr)
+        return 2
+    if not Path(settings.hokusai_db).exists():
+        # Opening would create an empty log and answer "no incidents": a typo would look fine.
+        echo(f"hokusai incident: no incident log at {settings.hokusai_db} (HOKUSAI_DB)", stderr)
         return 2
     try:
         store = IncidentStore(settings.hokusai_db)

@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.redaction import RedactingFilter, Redactor, default_redactor
+from bot.render import protect_wildcards
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,17 @@ def _fit_element(element: dict[str, Any]) -> dict[str, Any]:
     if element.get("type") in ("mrkdwn", "plain_text"):
         element = _fit_text_object(element, MAX_CONTEXT_TEXT)
     return element
+
+
+def _protect_mrkdwn(value: Any) -> Any:
+    """Wildcard paths in every mrkdwn text of a block structure go in code spans."""
+    if isinstance(value, dict):
+        if value.get("type") == "mrkdwn" and isinstance(value.get("text"), str):
+            return {**value, "text": protect_wildcards(value["text"])}
+        return {k: _protect_mrkdwn(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_protect_mrkdwn(v) for v in value]
+    return value
 
 
 def fit_blocks(blocks: list[dict[str, Any]] | None, limit: int) -> list[dict[str, Any]] | None:
@@ -124,10 +136,12 @@ class Outbound:
         return cls(client)
 
     def _text(self, text: str) -> str:
-        return _cut(self.redactor.redact_text(text), MAX_MESSAGE_TEXT)
+        return _cut(protect_wildcards(self.redactor.redact_text(text)), MAX_MESSAGE_TEXT)
 
     def _blocks(self, blocks: list[dict[str, Any]] | None, limit: int = MAX_MESSAGE_BLOCKS):
-        return fit_blocks(self.redactor.redact(blocks), limit) if blocks else None
+        if not blocks:
+            return None
+        return fit_blocks(_protect_mrkdwn(self.redactor.redact(blocks)), limit)
 
     def ack_payload(self, text: str, blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The keyword arguments for Bolt's ``ack()`` carrying an ephemeral reply."""

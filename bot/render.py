@@ -6,6 +6,7 @@ Presentation lives here and on the status (emoji, symbol), never in the checks.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,6 +19,31 @@ from bot.checks.base import (
     CheckOutcome,
     Status,
 )
+
+# A path pattern with a wildcard (/api/mlflow/*): in mrkdwn its `*` would start bold text.
+_WILDCARD_PATH = re.compile(r"(?<![\w`])(/[\w.\-/{}]*\*[\w.\-/*{}?]*)")
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
+# *bold* as Slack reads it: the stars hug the words and stand at word boundaries.
+BOLD = re.compile(r"(?<![\w*/])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
+_EMOJI_CODE = re.compile(r":[a-z0-9_+-]+:")
+
+
+def protect_wildcards(text: str) -> str:
+    """Put wildcard paths in code spans, outside existing code, so Slack shows them as typed."""
+    if "*" not in text:
+        return text
+    parts = _CODE.split(text)
+    for i in range(0, len(parts), 2):
+        parts[i] = _WILDCARD_PATH.sub(r"`\1`", parts[i])
+    return "".join(parts)
+
+
+def plain_text(mrkdwn: str) -> str:
+    """Slack mrkdwn as plain text for a tracker comment: no bold stars or emoji codes."""
+    text = BOLD.sub(r"\1", mrkdwn)
+    text = _EMOJI_CODE.sub("", text).replace("  ", " ")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
+
 
 # Worst first: the status a layer shows is the worst of its checks'.
 _SEVERITY = [Status.FAIL, Status.ERROR, Status.TIMEOUT, Status.WARN, Status.PASS, Status.SKIPPED]
@@ -62,18 +88,38 @@ def _value(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _record(item: dict[str, Any]) -> str:
+    """One evidence record (a rule, a target, a request) as ``a · b · c``; ARNs left out of
+    the line (they stay in the stored evidence and the JSON report)."""
+    values = [
+        _value(v, 120)
+        for k, v in item.items()
+        if v not in (None, "", [], {}) and not (isinstance(v, str) and v.startswith("arn:"))
+    ]
+    return " · ".join(values)
+
+
 def evidence_lines(evidence: dict[str, Any], limit: int = MAX_EVIDENCE_LINES) -> list[str]:
-    """Evidence as ``key: value`` lines, the most useful first, cut to ``limit`` lines."""
-    lines = []
+    """Evidence as ``key: value`` lines, the most useful first, cut to ``limit`` lines.
+
+    A list of records (listener rules, targets) becomes one indented line per record.
+    """
+    items: list[list[str]] = []  # one item per evidence key: a record list stays whole
     for key, value in evidence.items():
         if value in (None, "", [], {}):
             continue
         if isinstance(value, list) and value and all(isinstance(v, (str, int)) for v in value):
-            lines.append(f"{key}: {', '.join(str(v) for v in value[:10])}")
+            items.append([f"{key}: {', '.join(str(v) for v in value[:10])}"])
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            item = [f"{key}:", *(f"  - {_value(_record(v), 200)}" for v in value[:8])]
+            if len(value) > 8:
+                item.append(f"  - … and {len(value) - 8} more")
+            items.append(item)
         else:
-            lines.append(f"{key}: {_value(value)}")
-    if len(lines) > limit:
-        lines = lines[:limit] + [f"… {len(lines) - limit} more"]
+            items.append([f"{key}: {_value(value)}"])
+    lines = [line for item in items[:limit] for line in item]
+    if len(items) > limit:
+        lines.append(f"({len(items) - limit} more evidence field(s) in the thread and the log)")
     return lines
 
 

@@ -232,7 +232,14 @@ class Summary:
                 ],
             },
             _section(
-                (":rotating_light: " if self.first_failure else ":white_check_mark: ")
+                (
+                    ":rotating_light: "
+                    if self.first_failure
+                    # A green tick only once something was checked and passed.
+                    else ":white_check_mark: "
+                    if self.states
+                    else ":grey_question: "
+                )
                 + self.first_failure_line()
             ),
             _section("*What changed*\n" + "\n".join(self.changes_lines())),

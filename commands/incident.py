@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -134,9 +135,13 @@ def _incident_here(
 
 def channel_name(prefix: str, title: str, when: datetime) -> str:
     """``inc-20260131-registry-returns-404``: Slack's rules (lowercase, no spaces, <= 80)."""
-    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    # "ünïcødé" -> "unicode": fold accents to ASCII before dropping what Slack refuses.
+    folded = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
     base = f"{prefix.lower().strip('-') or 'inc'}-{when:%Y%m%d}"
-    slug = slug[:40].strip("-")
+    if len(slug) > 40:  # cut at a word boundary, not mid-word
+        slug = slug[:41].rsplit("-", 1)[0] if "-" in slug[:41] else slug[:40]
+    slug = slug.strip("-")
     return f"{base}-{slug}"[:MAX_CHANNEL_NAME] if slug else base
 
 

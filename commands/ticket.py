@@ -15,6 +15,7 @@ from typing import Any
 
 from bot.commanding import CommandRequest, Reply, UsageError
 from bot.incidents import FAILING_STATUSES, Incident, StoreError, TicketLink
+from bot.render import plain_text
 from bot.tickets import TicketProvider, TrackerError, provider_from_settings
 
 NAME = "ticket"
@@ -350,7 +351,7 @@ async def _verify_one(
     await services.outbound.post(incident.channel_id, text)
     comment_note = ""
     try:
-        await provider.comment(link_row.key, services.outbound.scrub(text.replace("*", "")))
+        await provider.comment(link_row.key, services.outbound.scrub(plain_text(text)))
     except TrackerError as exc:
         comment_note = f" (could not comment on it: {exc})"
     await asyncio.to_thread(

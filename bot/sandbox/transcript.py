@@ -10,6 +10,8 @@ import re
 import textwrap
 from typing import Any
 
+from bot.render import BOLD
+
 EMOJI = {
     ":white_check_mark:": "✅",
     ":x:": "❌",
@@ -39,6 +41,7 @@ EMOJI = {
     ":books:": "📚",
     ":link:": "🔗",
     ":white_large_square:": "⬜",
+    ":grey_question:": "❔",
     ":black_square_button:": "🔲",
     ":arrow_forward:": "▶️ ",
     ":lock:": "🔒",
@@ -50,8 +53,11 @@ _LINK_RE = re.compile(r"<([^|>]+)\|([^>]+)>")
 _BARE_LINK_RE = re.compile(r"<((?:https?|mailto):[^>]+)>")
 _USER_RE = re.compile(r"<@([A-Z0-9]+)>")
 _CHANNEL_RE = re.compile(r"<#([A-Z0-9]+)(?:\|([^>]+))?>")
-_BOLD_RE = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
 WIDTH = 100
+
+
+# Channel id -> name, for <#C123> mentions (filled by render_channel).
+_CHANNEL_NAMES: dict[str, str] = {}
 
 
 def mrkdwn(text: str) -> str:
@@ -59,10 +65,12 @@ def mrkdwn(text: str) -> str:
     text = _LINK_RE.sub(r"\2 (\1)", text)
     text = _BARE_LINK_RE.sub(r"\1", text)
     text = _USER_RE.sub(r"@\1", text)
-    text = _CHANNEL_RE.sub(lambda m: "#" + (m.group(2) or m.group(1)), text)
+    text = _CHANNEL_RE.sub(
+        lambda m: "#" + (m.group(2) or _CHANNEL_NAMES.get(m.group(1)) or m.group(1)), text
+    )
     text = _EMOJI_RE.sub(lambda m: EMOJI.get(m.group(0), m.group(0)), text)
     text = text.replace("```", "")
-    text = _BOLD_RE.sub(r"\1", text)
+    text = BOLD.sub(r"\1", text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
@@ -133,8 +141,11 @@ def render_message(message: dict[str, Any], *, who: str = "hokusai", thread: boo
     return "\n".join([head, *body])
 
 
-def render_channel(messages: list[dict[str, Any]], *, name: str) -> str:
+def render_channel(
+    messages: list[dict[str, Any]], *, name: str, channel_names: dict[str, str] | None = None
+) -> str:
     """Every message of a channel in order, thread replies under their parent."""
+    _CHANNEL_NAMES.update(channel_names or {})
     top = [m for m in messages if not m.get("thread_ts") or m.get("thread_ts") == m.get("ts")]
     replies: dict[str, list[dict[str, Any]]] = {}
     for m in messages:

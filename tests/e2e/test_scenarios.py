@@ -80,9 +80,15 @@ def test_seed_outage_says_where_the_path_goes_wrong_and_why(shared_mlflow, tmp_p
     ):
         chat.command("diagnose")
         final = json.dumps(chat.last_message(containing="Diagnose:")["blocks"])
-    # Where: the rule that catches the MLflow paths. Why: it forwards them to the API service,
-    # whose FastAPI app answers {"detail": "Not Found"} (the seed's error message).
-    assert "/api/2.0/mlflow/*" in final and "rule 10 (path /api/*)" in final
+        first_post = chat.slack.calls_to("chat.postMessage")[0].args
+        updates = chat.slack.calls_to("chat.update")
+    # One message: posted as progress, then updated into the final view.
+    assert first_post["text"].startswith("Diagnosing development")
+    assert updates and all(u.args["ts"] == updates[-1].args["ts"] for u in updates)
+    # Where: the rule that catches the MLflow paths (wildcards in code spans, so Slack does not
+    # read their stars as bold). Why: it forwards them to the API service, whose FastAPI app
+    # answers {"detail": "Not Found"} (the seed's error message).
+    assert "`/api/2.0/mlflow/*`" in final and "rule 10 (path `/api/*`)" in final
     assert "hokusai-api-development-tg" in final
     assert "FastAPI" in final and "Not Found" in final
     assert "Start runbook" in final
