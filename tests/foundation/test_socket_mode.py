@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -57,3 +58,30 @@ def test_socket_mode_without_app_token_is_one_line(bot_env):
     assert proc.returncode == 2
     assert proc.stderr.startswith("SLACK_APP_TOKEN is not set")
     assert proc.stderr.count("\n") == 1
+
+
+def _declare_payload(slack, trigger_id: str) -> dict:
+    return signing.slash_command_payload(
+        "incident declare Registry down channel=here",
+        response_url=slack.response_url(trigger_id),
+        trigger_id=trigger_id,
+    )
+
+
+def test_redelivered_envelope_is_not_handled_twice(slack, socket_bot):
+    payload = _declare_payload(slack, "T1.socket-redeliver")
+    slack.send_envelope("slash_commands", payload, timeout=10)
+    slack.wait_for("chat.postMessage", count=1, timeout=20)
+    slack.send_envelope(
+        "slash_commands", payload, retry_attempt=1, retry_reason="timeout", timeout=10
+    )
+    time.sleep(1.5)
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+def test_rate_limited_post_still_arrives_over_socket_mode(slack, socket_bot):
+    slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    slack.send_envelope("slash_commands", _declare_payload(slack, "T2.socket-429"), timeout=10)
+    posts = slack.wait_for("chat.postMessage", count=2, timeout=20)
+    assert len(posts) == 2
+    assert any("Registry down" in m["text"] for m in slack.messages("C0INCIDENT"))
