@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import ClientError
 
 from bot.checks.base import CheckContext, CheckResult, Classification, check
@@ -84,3 +86,20 @@ async def load_balancer(ctx: CheckContext) -> CheckResult:
     )
     result.data.update(data)
     return result
+
+
+async def configured_load_balancers(ctx: CheckContext) -> list[dict[str, Any]]:
+    """The configured load balancers that exist (``describe_load_balancers`` entries).
+
+    A missing one is left out: ``edge.load-balancer`` is the check that reports it.
+    """
+    found: list[dict[str, Any]] = []
+    for name in ctx.env.load_balancers:
+        try:
+            resp = await ctx.aws("elbv2", "describe_load_balancers", Names=[name])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "LoadBalancerNotFound":
+                continue
+            raise
+        found.extend(resp.get("LoadBalancers", []))
+    return found

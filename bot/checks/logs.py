@@ -15,10 +15,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from bot.alb_logs import parse_lines
 from bot.checks.base import CheckContext, CheckResult, check
+from bot.checks.edge import configured_load_balancers
 from bot.redaction import default_redactor
 
 WINDOW_MINUTES = 60
@@ -314,21 +313,14 @@ async def alb_access(ctx: CheckContext) -> CheckResult:
         return CheckResult.skipped("no load balancers configured")
     lbs = []
     disabled = []
-    for name in ctx.env.load_balancers:
-        try:
-            resp = await ctx.aws("elbv2", "describe_load_balancers", Names=[name])
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "LoadBalancerNotFound":
-                continue  # edge.load-balancer reports it
-            raise
-        for lb in resp.get("LoadBalancers", []):
-            settings = await _access_log_settings(ctx, lb["LoadBalancerArn"])
-            if settings.get("access_logs.s3.enabled") == "true" and settings.get(
-                "access_logs.s3.bucket"
-            ):
-                lbs.append((lb, settings))
-            else:
-                disabled.append(name)
+    for lb in await configured_load_balancers(ctx):
+        settings = await _access_log_settings(ctx, lb["LoadBalancerArn"])
+        if settings.get("access_logs.s3.enabled") == "true" and settings.get(
+            "access_logs.s3.bucket"
+        ):
+            lbs.append((lb, settings))
+        else:
+            disabled.append(lb["LoadBalancerName"])
     if not lbs:
         return CheckResult.skipped(
             "access logs are not enabled on "

@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from bot.checks.base import CheckContext, CheckResult, Classification, check
+from bot.checks.edge import configured_load_balancers
 
 
 @dataclass(frozen=True)
@@ -90,17 +91,10 @@ def _nacl_verdict(acl: dict[str, Any], port: int, vpc_cidrs: list[ipaddress.IPv4
 
 async def _load_balancer_groups(ctx: CheckContext) -> dict[str, list[str]]:
     """Load balancer ARN -> its security groups, for the configured load balancers found."""
-    out = {}
-    for name in ctx.env.load_balancers:
-        try:
-            resp = await ctx.aws("elbv2", "describe_load_balancers", Names=[name])
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "LoadBalancerNotFound":
-                continue  # edge.load-balancer reports it
-            raise
-        for lb in resp.get("LoadBalancers", []):
-            out[lb["LoadBalancerArn"]] = list(lb.get("SecurityGroups", []))
-    return out
+    return {
+        lb["LoadBalancerArn"]: list(lb.get("SecurityGroups", []))
+        for lb in await configured_load_balancers(ctx)
+    }
 
 
 async def _paths(ctx: CheckContext) -> tuple[list[NetworkPath], list[str]]:

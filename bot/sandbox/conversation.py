@@ -9,7 +9,6 @@ end-to-end tests use it.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 
 from bot.sandbox import fakes, signing
+from bot.sandbox.environ import EnvironPatch
 from bot.sandbox.slack import DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_NAME, SlackStandIn
 from bot.sandbox.trackers import TrackerStandIn
 from bot.server import BotServer
@@ -54,7 +54,7 @@ class Conversation:
         self.slack = SlackStandIn(bot_token=self.bot_token)
         self.tracker = TrackerStandIn() if tracker else None
         self.server: BotServer | None = None
-        self._saved_env: dict[str, str | None] = {}
+        self._environ = EnvironPatch()
         self._trigger = 0
 
     def start(self) -> Conversation:
@@ -70,9 +70,7 @@ class Conversation:
             self.tracker.start()
             env["LINEAR_API_URL"] = self.tracker.linear_url
             env["LINEAR_API_KEY"] = fakes.linear_api_key()
-        for key, value in env.items():
-            self._saved_env.setdefault(key, os.environ.get(key))
-            os.environ[key] = value
+        self._environ.set(**env)
         from bot.app import build_app
         from bot.settings import load_settings
 
@@ -95,12 +93,7 @@ class Conversation:
         if self.tracker is not None:
             self.tracker.stop()
         self.slack.stop()
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_env.clear()
+        self._environ.restore()
 
     def __enter__(self) -> Conversation:
         return self.start()

@@ -19,7 +19,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import threading
@@ -36,6 +35,7 @@ from bot.checks.routing import ListenerRule, Probe, evaluate, sort_rules
 from bot.config import Environment, HokusaiConfig, parse_config
 from bot.sandbox import fakes
 from bot.sandbox.dns_server import DnsServer
+from bot.sandbox.environ import EnvironPatch
 from bot.sandbox.mlflow_server import MlflowServer
 from bot.sandbox.platform import Platform, all_scenarios, build_platform
 from bot.sandbox.proxy import FixedResponse, LoadBalancerProxy, ProxyRule
@@ -235,7 +235,7 @@ class Sandbox:
         self.edge: LoadBalancerProxy | None = None
         self.platform: Platform | None = None
         self.config: HokusaiConfig | None = None
-        self._saved_env: dict[str, str | None] = {}
+        self._environ = EnvironPatch()
         self._holds_lock = False
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -299,12 +299,8 @@ class Sandbox:
             "AWS_REGION": REGION,
             "HOKUSAI_API_KEY": self.api_key,
         }
-        for key, value in values.items():
-            self._saved_env.setdefault(key, os.environ.get(key))
-            os.environ[key] = value
-        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-            self._saved_env.setdefault(key, os.environ.get(key))
-            os.environ.pop(key, None)
+        self._environ.set(**values)
+        self._environ.unset("AWS_PROFILE", "AWS_SESSION_TOKEN")
 
     def _build_config(self) -> HokusaiConfig:
         assert self.edge and self.dns
@@ -342,12 +338,7 @@ class Sandbox:
             self.moto.stop()
         if self.mlflow is not None and self.mlflow is not self._shared_mlflow:
             self.mlflow.stop()
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_env.clear()
+        self._environ.restore()
         self.edge = self.api = self.dns = self.moto = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
