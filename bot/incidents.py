@@ -23,10 +23,10 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
@@ -37,6 +37,7 @@ OPEN_STATUSES: tuple[str, ...] = STATUSES[:-1]
 FAILING_STATUSES: tuple[str, ...] = ("fail", "error", "timeout")
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4)
 _JSON_COLUMNS = {"evidence", "check_ids", "state", "scopes"}
+_T = TypeVar("_T")
 # Files this process has already brought up to date (``Services.store()`` builds many stores).
 _MIGRATED: set[str] = set()
 
@@ -130,6 +131,28 @@ def _default_scrub(value: Any) -> Any:
     return scrub(value)
 
 
+def _from_row(cls: type[_T], row: dict[str, Any]) -> _T:
+    """A row as its dataclass, converting by the field's declared type: timestamps to
+    datetimes, JSON columns to lists and dicts, integers to bools, NULL text to ""."""
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in row:
+            continue
+        value, kind = row[f.name], str(f.type)
+        if kind.startswith("datetime"):
+            value = from_ts(value)
+        elif kind.startswith("list"):
+            value = _loads(value, [])
+        elif kind.startswith("dict"):
+            value = _loads(value, {})
+        elif kind == "bool":
+            value = bool(value)
+        elif kind == "str" and value is None:
+            value = ""
+        values[f.name] = value
+    return cls(**values)
+
+
 @dataclass(frozen=True)
 class Incident:
     """One incident row."""
@@ -154,18 +177,7 @@ class Incident:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Incident:
-        return cls(
-            id=row["id"],
-            title=row["title"],
-            severity=row["severity"],
-            status=row["status"],
-            channel_id=row["channel_id"],
-            origin_channel_id=row["origin_channel_id"],
-            commander=row["commander"],
-            started_at=from_ts(row["started_at"]),  # type: ignore[arg-type]
-            resolved_at=from_ts(row["resolved_at"]),
-            last_summary_at=from_ts(row["last_summary_at"]),
-        )
+        return _from_row(cls, row)
 
 
 @dataclass(frozen=True)
@@ -187,20 +199,7 @@ class DiagnoseRun:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> DiagnoseRun:
-        return cls(
-            id=row["id"],
-            incident_id=row["incident_id"],
-            channel=row["channel"],
-            env=row["env"],
-            scopes=_loads(row["scopes"], []),
-            started_at=from_ts(row["started_at"]),  # type: ignore[arg-type]
-            duration_ms=row["duration_ms"],
-            first_failure_id=row["first_failure_id"],
-            first_failure_layer=row["first_failure_layer"],
-            classification=row["classification"],
-            verdict=row["verdict"],
-            requested_by=row["requested_by"],
-        )
+        return _from_row(cls, row)
 
 
 @dataclass(frozen=True)
@@ -226,20 +225,7 @@ class Finding:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Finding:
-        return cls(
-            id=row["id"],
-            run_id=row["run_id"],
-            incident_id=row["incident_id"],
-            at=from_ts(row["at"]),  # type: ignore[arg-type]
-            check_id=row["check_id"],
-            layer=row["layer"],
-            status=row["status"],
-            classification=row["classification"],
-            summary=row["summary"] or "",
-            evidence=_loads(row["evidence"], {}),
-            hint=row["hint"],
-            duration_ms=row["duration_ms"],
-        )
+        return _from_row(cls, row)
 
 
 @dataclass(frozen=True)
@@ -256,15 +242,7 @@ class TimelineEntry:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TimelineEntry:
-        return cls(
-            id=row["id"],
-            incident_id=row["incident_id"],
-            at=from_ts(row["at"]),  # type: ignore[arg-type]
-            actor=row["actor"],
-            kind=row["kind"],
-            text=row["text"] or "",
-            ref=row["ref"],
-        )
+        return _from_row(cls, row)
 
 
 @dataclass(frozen=True)
@@ -284,18 +262,7 @@ class TicketLink:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> TicketLink:
-        return cls(
-            incident_id=row["incident_id"],
-            provider=row["provider"],
-            key=row["key"],
-            title=row["title"],
-            url=row["url"],
-            status=row["status"],
-            done=bool(row["done"]),
-            linked_at=from_ts(row["linked_at"]),  # type: ignore[arg-type]
-            linked_by=row["linked_by"],
-            check_ids=_loads(row["check_ids"], []),
-        )
+        return _from_row(cls, row)
 
 
 @dataclass(frozen=True)
@@ -315,18 +282,7 @@ class RunbookSession:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> RunbookSession:
-        return cls(
-            id=row["id"],
-            incident_id=row["incident_id"],
-            runbook_id=row["runbook_id"],
-            channel=row["channel"],
-            message_ts=row["message_ts"],
-            state=_loads(row["state"], {}),
-            version=row["version"],
-            started_at=from_ts(row["started_at"]),  # type: ignore[arg-type]
-            updated_at=from_ts(row["updated_at"]),  # type: ignore[arg-type]
-            updated_by=row["updated_by"],
-        )
+        return _from_row(cls, row)
 
 
 @dataclass(frozen=True)
