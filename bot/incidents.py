@@ -153,8 +153,16 @@ def _from_row(cls: type[_T], row: dict[str, Any]) -> _T:
     return cls(**values)
 
 
+class _FromRow:
+    """``Cls.from_row(row)`` for the store's row dataclasses."""
+
+    @classmethod
+    def from_row(cls: type[_T], row: dict[str, Any]) -> _T:
+        return _from_row(cls, row)
+
+
 @dataclass(frozen=True)
-class Incident:
+class Incident(_FromRow):
     """One incident row."""
 
     id: int
@@ -175,13 +183,9 @@ class Incident:
     def duration(self, now: datetime) -> timedelta:
         return (self.resolved_at or now) - self.started_at
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Incident:
-        return _from_row(cls, row)
-
 
 @dataclass(frozen=True)
-class DiagnoseRun:
+class DiagnoseRun(_FromRow):
     """One recorded ``/hokusai diagnose`` run."""
 
     id: int
@@ -197,13 +201,9 @@ class DiagnoseRun:
     verdict: str | None
     requested_by: str | None
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> DiagnoseRun:
-        return _from_row(cls, row)
-
 
 @dataclass(frozen=True)
-class Finding:
+class Finding(_FromRow):
     """One check outcome recorded in a run."""
 
     id: int
@@ -223,13 +223,9 @@ class Finding:
     def failing(self) -> bool:
         return self.status in FAILING_STATUSES
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Finding:
-        return _from_row(cls, row)
-
 
 @dataclass(frozen=True)
-class TimelineEntry:
+class TimelineEntry(_FromRow):
     """Who did or saw what, when."""
 
     id: int
@@ -240,13 +236,9 @@ class TimelineEntry:
     text: str
     ref: str | None
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> TimelineEntry:
-        return _from_row(cls, row)
-
 
 @dataclass(frozen=True)
-class TicketLink:
+class TicketLink(_FromRow):
     """A tracker ticket tied to an incident and to the checks failing when it was linked."""
 
     incident_id: int
@@ -260,13 +252,9 @@ class TicketLink:
     linked_by: str | None
     check_ids: list[str] = field(default_factory=list)
 
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> TicketLink:
-        return _from_row(cls, row)
-
 
 @dataclass(frozen=True)
-class RunbookSession:
+class RunbookSession(_FromRow):
     """A runbook being walked in a channel; ``version`` guards concurrent button presses."""
 
     id: int
@@ -279,10 +267,6 @@ class RunbookSession:
     started_at: datetime
     updated_at: datetime
     updated_by: str | None
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> RunbookSession:
-        return _from_row(cls, row)
 
 
 @dataclass(frozen=True)
