@@ -44,7 +44,6 @@ from bot.aws import (
     read_only_session,
 )
 from bot.checks.base import (
-    HOP_LAYERS,
     HOP_TITLES,
     LAYERS,
     Check,
@@ -54,6 +53,7 @@ from bot.checks.base import (
     CheckResult,
     Classification,
     Status,
+    first_failing_hop,
 )
 from bot.redaction import default_redactor
 
@@ -75,14 +75,6 @@ class UnknownScope(ValueError):
         self.scope = scope
         self.valid = list(valid)
         super().__init__(f"unknown scope {scope!r}; valid scopes: {', '.join(self.valid)}")
-
-
-def first_failing_hop(outcomes: Sequence[CheckOutcome]) -> CheckOutcome | None:
-    """The earliest hop-layer outcome with status ``fail``; context layers never count."""
-    failing = [o for o in outcomes if o.status is Status.FAIL and o.layer in HOP_LAYERS]
-    if not failing:
-        return None
-    return min(failing, key=lambda o: HOP_LAYERS.index(o.layer))
 
 
 def _article(word: str) -> str:

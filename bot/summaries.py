@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.checks.base import HOP_LAYERS, HOP_TITLES
+from bot.checks.base import HOP_LAYERS, HOP_TITLES, first_failing_hop
 from bot.incidents import (
     CheckState,
     Incident,
@@ -316,12 +316,6 @@ def build_summary(
 
 
 _PASSING = CheckState("", "", "pass", None, "", None, 0, datetime.min)
-
-
-def first_failing_hop(states: Sequence[CheckState]) -> CheckState | None:
-    """The earliest hop layer with a ``fail`` among the checks' latest states."""
-    hops = [s for s in states if s.status == "fail" and s.layer in HOP_LAYERS]
-    return min(hops, key=lambda s: HOP_LAYERS.index(s.layer)) if hops else None
 
 
 def next_steps(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from bot.config import EcsService, Environment, Route
@@ -53,6 +53,18 @@ HOP_TITLES: dict[str, str] = {
     "logs": "Logs",
     "changes": "Recent changes",
 }
+
+
+_T = TypeVar("_T")
+
+
+def first_failing_hop(found: Iterable[_T]) -> _T | None:
+    """The earliest request-path layer with a ``fail``; context layers never count.
+
+    Works on anything with ``status`` and ``layer``: outcomes of a run, findings in the log.
+    """
+    failing = [f for f in found if f.status == "fail" and f.layer in HOP_LAYERS]  # type: ignore[attr-defined]
+    return min(failing, key=lambda f: HOP_LAYERS.index(f.layer)) if failing else None  # type: ignore[attr-defined]
 
 
 class Status(StrEnum):
