@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,10 @@ _PLACEHOLDER = "https://REPLACE_ME/slack/events"
 
 def manifest_path() -> Path:
     """manifest.yml at the repository root (installed in editable mode) or in the package."""
-    root = Path(__file__).resolve().parent.parent / "manifest.yml"
-    if root.exists():
-        return root
-    return Path(str(resources.files("bot") / "manifest.yml"))
+    for candidate in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (candidate / "manifest.yml").exists():
+            return candidate / "manifest.yml"
+    raise FileNotFoundError("manifest.yml not found beside the bot package or here")
 
 
 def load_manifest() -> dict[str, Any]:

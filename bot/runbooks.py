@@ -184,11 +184,14 @@ class Runbook(_Model):
 
 
 def default_runbooks_dir() -> Path:
-    """``$HOKUSAI_RUNBOOKS``, else the repository's ``runbooks/`` beside the ``bot`` package."""
+    """``$HOKUSAI_RUNBOOKS``, else the repository's ``runbooks/`` beside the ``bot`` package
+    (a checkout or an editable install), else ``./runbooks`` (an installed package run from
+    the project directory, as the Procfile does)."""
     override = os.environ.get(RUNBOOKS_ENV)
     if override:
         return Path(override)
-    return Path(__file__).resolve().parent.parent / "runbooks"
+    beside = Path(__file__).resolve().parent.parent / "runbooks"
+    return beside if beside.is_dir() else Path.cwd() / "runbooks"
 
 
 def _read_yaml(path: Path) -> Any:
