@@ -299,7 +299,10 @@ def walkthrough_blocks(
         record = state.steps.get(step.id, StepRecord())
         ref = ButtonRef(session_id, step.id, state.version)
         blocks.extend(_actions_blocks(_buttons(step, record, ref), ref))
-    blocks.append(_context(f"walkthrough #{session_id} · version {state.version}"))
+    done = sum(1 for r in state.steps.values() if str(r.state) not in ("pending", "running"))
+    blocks.append(
+        _context(f"walkthrough #{session_id} · {done} of {len(runbook.steps)} steps handled")
+    )
     return _cut(fallback, 3000), _fit_count(blocks)
 
 
