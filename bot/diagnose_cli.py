@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from typing import IO
 
@@ -45,6 +46,8 @@ def main(args: argparse.Namespace, stdout: IO[str] | None = None) -> int:
     from bot.runner import Runner, UnknownScope
 
     out = stdout or sys.stdout
+    # The report says what failed and why; per-check warnings on stderr would repeat it.
+    logging.basicConfig(level=logging.ERROR)
     if args.iam_policy:
         import bot.checks
         from bot.iam import iam_policy

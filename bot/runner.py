@@ -95,6 +95,12 @@ def build_verdict(outcomes: Sequence[CheckOutcome], first: CheckOutcome | None) 
     if not outcomes:
         return "No checks ran."
     if unfinished:
+        cause = _common_cause(outcomes)
+        if cause:
+            return (
+                f"No hop failed, but {len(unfinished)} check(s) could not run: {cause}. "
+                "Fix that first; the path is not proven healthy."
+            )
         return (
             f"No hop failed, but {len(unfinished)} check(s) could not finish "
             f"({', '.join(unfinished[:5])}), so the path is not proven healthy."
@@ -106,6 +112,20 @@ def build_verdict(outcomes: Sequence[CheckOutcome], first: CheckOutcome | None) 
     passed = sum(1 for o in outcomes if o.status is Status.PASS)
     plural = "check" if passed == 1 else "checks"
     return f"Every hop on the request path answered as configured ({passed} {plural} passed)."
+
+
+def _common_cause(outcomes: Sequence[CheckOutcome]) -> str | None:
+    """The one error most unfinished checks share (AWS unreachable, no credentials), if any."""
+    errors = [o.result.summary for o in outcomes if o.status is Status.ERROR]
+    if len(errors) < 3:
+        return None
+    # The same error text, the check-specific part stripped, names the shared cause.
+    causes: dict[str, int] = {}
+    for summary in errors:
+        key = summary.split(": ", 1)[-1][:160]
+        causes[key] = causes.get(key, 0) + 1
+    cause, count = max(causes.items(), key=lambda kv: kv[1])
+    return cause if count * 2 > len(errors) else None
 
 
 @dataclass

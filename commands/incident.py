@@ -338,6 +338,11 @@ async def _declare_from_button(services: Any, body: dict[str, Any]) -> None:
         response_url=body.get("response_url", ""),
         trigger_id=body.get("trigger_id", ""),
     )
+    if not services.config.access.channel_allowed(channel_id, None):
+        await services.outbound.ephemeral(
+            channel_id, user_id, "Hokusai is not enabled in this channel (access.channels)."
+        )
+        return
     # One incident per diagnose result, however many people (or Slack retries) click.
     message_ts = body.get("container", {}).get("message_ts", "")
     key = f"declare:run:{run_id}" if run_id else f"declare:message:{channel_id}:{message_ts}"

@@ -397,3 +397,19 @@ async def test_all_hops_over_the_sandbox_healthy_and_seed_outage(scenario, monke
     assert str(first.result.classification) == scenario.classification, report.verdict
     if scenario.first_failing_check:
         assert first.id == scenario.first_failing_check, report.verdict
+
+
+async def test_verdict_names_the_cause_most_unfinished_checks_share(env):
+    async def unreachable(ctx: CheckContext) -> CheckResult:
+        raise ConnectionError('Could not connect to the endpoint URL: "http://127.0.0.1:9/"')
+
+    checks = registry(
+        make("edge.lb", "edge", unreachable),
+        make("compute.svc", "compute", unreachable),
+        make("data.db", "data", unreachable),
+        make("dns.resolve", "dns"),
+    )
+    report = await Runner(env, checks=checks, secrets={}).run()
+    assert report.first_failure is None
+    assert "3 check(s) could not run" in report.verdict
+    assert "Could not connect to the endpoint URL" in report.verdict
