@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from bot.checks.base import Status
 from bot.checks.targets import TargetHealth, summarise_health
 
@@ -43,10 +41,6 @@ async def test_failing_health_checks_are_the_first_failing_hop_with_reason_codes
 
 
 async def test_mlflow_tasks_down_leave_the_target_group_empty(sandbox):
-    from bot.sandbox.platform import all_scenarios
-
-    if "mlflow-down" not in all_scenarios():
-        pytest.skip("the ECS half of the sandbox is not installed")
     report = await sandbox("mlflow-down", ecs=True).diagnose()
     first = report.first_failure
     assert first.id == "targets.health[mlflow-direct]"
