@@ -42,6 +42,20 @@ class Settings(BaseSettings):
     jira_email: str | None = Field(None, description="Jira account e-mail for API tokens.")
     jira_api_token: SecretStr | None = Field(None, description="Jira API token.")
 
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("xoxb-", "xoxe.")):
+            raise ValueError("must be a bot token (xoxb-...), from OAuth & Permissions")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token (xapp-...), from Basic Information")
+        return value
+
     @field_validator("slack_api_url", "linear_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -87,7 +101,8 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = str(first["loc"][0]).upper() if first["loc"] else "settings"
-        raise SettingsError(f"{name} is invalid: {first['msg']}") from None
+        reason = str(first["msg"]).removeprefix("Value error, ")
+        raise SettingsError(f"{name} is invalid: {reason}") from None
 
 
 def env_flag(name: str) -> bool:

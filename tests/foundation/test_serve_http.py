@@ -151,3 +151,17 @@ def test_a_rate_limited_post_still_arrives(served, slack, slack_secrets):
     posts = slack.wait_for("chat.postMessage", count=2, timeout=20)
     assert len(posts) == 2  # the 429 and its retry after Retry-After
     assert any("Registry down" in m["text"] for m in slack.messages("C0INCIDENT"))
+
+
+def test_a_malformed_token_stops_startup_naming_the_variable(bot_env):
+    env = {**os.environ, **bot_env, "SLACK_BOT_TOKEN": "not-a-bot-token"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("SLACK_BOT_TOKEN is invalid")
+    assert "not-a-bot-token" not in proc.stderr  # the value itself is never echoed
