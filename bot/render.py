@@ -190,16 +190,34 @@ def report_blocks(
         for o in outcomes
         if o.layer in HOP_LAYERS and o.status in (Status.FAIL, Status.ERROR, Status.TIMEOUT)
     ]
-    # The first failing hop leads; the rest follow in request-path order.
+    # The first failing hop leads with its evidence (what a responder acts on); the other
+    # problems follow one line each, in request-path order, their evidence in the thread.
     if first is not None:
         hop_problems.sort(key=lambda o: o is not first)
-    for outcome in hop_problems[:max_failures]:
+    lead = hop_problems[:1]
+    for outcome in lead:
         blocks.append(_outcome_section(outcome))
+    others = hop_problems[1:]
+    if others:
+        lines = [outcome_line(o) for o in others[:max_failures]]
+        if len(others) > max_failures:
+            lines.append(f"… and {len(others) - max_failures} more in the thread")
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "*Also failing:*\n" + "\n".join(lines)},
+            }
+        )
     warnings = [o for o in outcomes if o.layer in HOP_LAYERS and o.status == Status.WARN]
     context = [o for o in outcomes if o.layer in CONTEXT_LAYERS and o.status != Status.SKIPPED]
     notes = [outcome_line(o) for o in warnings[:5]] + [outcome_line(o) for o in context[:5]]
     if notes:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(notes)}})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "*Also seen:*\n" + "\n".join(notes)},
+            }
+        )
     blocks.append(
         {
             "type": "context",
@@ -214,7 +232,7 @@ def report_blocks(
     )
     if actions:
         blocks.append({"type": "actions", "elements": actions})
-    overflow = len(hop_problems) > max_failures or len(warnings) > 5 or len(context) > 5
+    overflow = bool(others) or len(warnings) > 5 or len(context) > 5
     fallback = f"Diagnose {report.env}: {report.verdict}"
     return fallback, blocks, overflow
 

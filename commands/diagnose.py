@@ -14,7 +14,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.checks.base import CheckOutcome
+from bot.checks.base import CheckOutcome, Status
 from bot.commanding import CommandRequest, Reply, UsageError, pop_options
 from bot.config import ConfigError, Environment
 from bot.render import detail_chunks, progress_blocks, report_blocks
@@ -116,8 +116,21 @@ async def finish(report: Any, req: CommandRequest, services: Any, ts: str, targe
         )
     await services.outbound.update(req.channel_id, ts, text, blocks)
     if overflow:
-        for chunk in detail_chunks(report.outcomes):
+        for chunk in thread_detail(report):
             await services.outbound.post(req.channel_id, chunk, thread_ts=ts)
+
+
+def thread_detail(report: Any) -> list[str]:
+    """The thread under the final view: every finding but the lead's, with its evidence, and
+    the passing checks on one line (a handful of messages, not one per check)."""
+    shown = [
+        o for o in report.outcomes if o.status != Status.PASS and o is not report.first_failure
+    ]
+    passed = [o.id for o in report.outcomes if o.status == Status.PASS]
+    chunks = detail_chunks(shown)
+    if passed:
+        chunks.append(f"*Passed ({len(passed)}):* " + ", ".join(f"`{i}`" for i in passed))
+    return chunks
 
 
 def _record(report: Any, req: CommandRequest, services: Any) -> tuple[Any, int | None]:
