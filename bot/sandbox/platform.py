@@ -119,6 +119,7 @@ def build_platform(
     scenario: str = "healthy",
     endpoint_url: str | None = None,
     ecs: bool = True,
+    runtime_scenarios: tuple[str, ...] = (),
 ) -> Platform:
     """Build the seed's topology for ``env`` in moto, then apply ``scenario``.
 
@@ -129,11 +130,13 @@ def build_platform(
         endpoint_url: a moto server's URL; None uses boto3's own chain (``AWS_ENDPOINT_URL``).
         ecs: also build the ECS half (about half the build time); tests of the edge hops
             may leave it out.
+        runtime_scenarios: scenarios that break the running services rather than AWS (the
+            sandbox's); AWS is built healthy for them, with logs that tell their story.
 
     Raises:
         KeyError: an unknown scenario (the message lists the known ones).
     """
-    scenarios = all_scenarios()
+    scenarios = [*all_scenarios(), *runtime_scenarios]
     if scenario not in scenarios:
         raise KeyError(f"unknown scenario {scenario!r}; known: {', '.join(scenarios)}")
     aws = _Clients(session, endpoint_url)

@@ -665,7 +665,7 @@ def _mlflow_lines(
 
 
 def _api_lines(
-    start: float, api_key: str, upstream_404: bool, upstream_host: str
+    start: float, api_key: str, upstream_404: bool, upstream_host: str, key_refused: bool = False
 ) -> list[tuple[float, str]]:
     lines = [
         (start, "INFO:     Started server process [1]"),
@@ -684,6 +684,13 @@ def _api_lines(
             method = "POST" if "create" in path else "GET"
             lines.append(
                 (ts + i + 0.5, f'INFO:     {client} - "{method} {path} HTTP/1.1" 404 Not Found')
+            )
+        elif key_refused:
+            # The key arrives as Authorization: Bearer; this build only reads X-API-Key.
+            path = "/api/mlflow/api/2.0/mlflow/experiments/search?max_results=1"
+            lines.append((ts + i + 0.4, "WARNING:  api.auth: API key required (no X-API-Key)"))
+            lines.append(
+                (ts + i + 0.5, f'INFO:     {client} - "GET {path} HTTP/1.1" 401 Unauthorized')
             )
         else:
             path = "/api/mlflow/api/2.0/mlflow/experiments/search?max_results=1"
@@ -743,6 +750,7 @@ def _write_logs(
                     api_key,
                     upstream_404=scenario == "seed-outage",
                     upstream_host=upstream_host,
+                    key_refused=scenario == "auth-header",
                 )
             logs.put_log_events(
                 logGroupName=group,
@@ -788,6 +796,8 @@ def _access_log_lines(
         elb_status, target_status = 200, 200
         if scenario == "seed-outage" and api is not None:
             service, priority, elb_status, target_status = api, "10", 404, 404
+        if scenario == "auth-header" and service is not None and not service.is_mlflow:
+            elb_status, target_status = 401, 401  # the API refuses the key it was sent
         down = scenario == "mlflow-down" and service is not None and service.is_mlflow
         tg = facts.target_group_arn(service) if service and not down else None
         if down:

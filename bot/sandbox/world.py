@@ -279,7 +279,8 @@ class Sandbox:
         self.platform = build_platform(
             session,
             self.env,
-            scenario=self.scenario if self.scenario not in SANDBOX_SCENARIOS else "healthy",
+            scenario=self.scenario,
+            runtime_scenarios=tuple(SANDBOX_SCENARIOS),
             endpoint_url=self.moto.url,
         )
         router = EdgeRouter(session, self.moto.url, self.platform)
