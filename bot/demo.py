@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from bot.checks.base import HOP_TITLES
 from bot.outbound import echo
 from bot.sandbox.conversation import Conversation
 from bot.sandbox.slack import DEFAULT_CHANNEL_ID
@@ -110,9 +111,18 @@ def _play(chat: Conversation, narrator: _Narrator) -> str:
             break
         narrator.step(f"@oncall clicks [ {label} ] on the runbook")
         walkthrough = chat.last_message(channel, containing="runbook_")
-    typed("ticket create Registry MLflow paths answered 404 by the API service", channel)
+    typed(f"ticket create {_ticket_title(chat)}", channel)
     typed("incident summary", channel)
     return channel
+
+
+def _ticket_title(chat: Conversation) -> str:
+    """What the responder would title the fix, from what the bot found."""
+    runs = chat.server.app.hokusai_services.store().runs(limit=1)
+    if runs and runs[0].first_failure_id:
+        hop = HOP_TITLES.get(runs[0].first_failure_layer or "", "the request path")
+        return f"Fix {hop.lower()}: {runs[0].first_failure_id} fails"
+    return "Follow up: registry checks pass, confirm with the reporters"
 
 
 def _name(chat: Conversation, channel_id: str) -> str:
