@@ -205,7 +205,8 @@ class Conversation:
         """What only ``user_id`` saw: response_url replies and chat.postEphemeral."""
         texts = [r.get("text", "") for r in self.slack.responses() if r.get("text")]
         texts += [m.get("text", "") for m in self.slack.ephemeral_messages(user=user_id)]
-        return texts
+        # A response_url reply is also kept as an ephemeral message: count each once.
+        return list(dict.fromkeys(texts))
 
     def channel_named(self, prefix: str) -> dict[str, Any]:
         for channel in self.slack.channels:
