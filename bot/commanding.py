@@ -44,8 +44,9 @@ class CommandRequest:
 
     @classmethod
     def from_body(cls, body: dict[str, Any], *, is_retry: bool = False) -> CommandRequest:
-        # Slack escapes &, < and > in what people type; undo exactly those three.
-        text = _unescape((body.get("text") or "").strip())
+        # Slack escapes &, < and > in what people type. It stays escaped: unescaped, a title
+        # like "<!channel>" would ping everyone when the bot posts it back.
+        text = (body.get("text") or "").strip()
         return cls(
             text=text,
             args=split_args(text),
@@ -61,7 +62,8 @@ class CommandRequest:
         )
 
 
-def _unescape(text: str) -> str:
+def unescape(text: str) -> str:
+    """Slack's escaping undone, for text that never goes back into mrkdwn (channel names)."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 

@@ -1068,7 +1068,10 @@ class IncidentStore:
         """Forget handled request keys older than ``older_than`` (Slack retries within minutes)."""
         with self._db() as db:
             cursor = self._write(
-                db, "DELETE FROM handled_requests WHERE at < ?", [to_ts(older_than)]
+                db,
+                # Declare keys guard "one incident per diagnose result" for good: keep them.
+                "DELETE FROM handled_requests WHERE at < ? AND key NOT LIKE 'declare:%'",
+                [to_ts(older_than)],
             )
         return cursor.rowcount
 

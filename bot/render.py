@@ -21,11 +21,11 @@ from bot.checks.base import (
 )
 
 # A path pattern with a wildcard (/api/mlflow/*): in mrkdwn its `*` would start bold text.
-_WILDCARD_PATH = re.compile(r"(?<![\w`])(/[\w.\-/{}]*\*[\w.\-/*{}?]*)")
+_WILDCARD_PATH = re.compile(r"(?<![\w`:/<|])(/[\w.\-/{}]*[/.]\*[\w.\-/*{}?]*)")
 _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
 # *bold* as Slack reads it: the stars hug the words and stand at word boundaries.
 BOLD = re.compile(r"(?<![\w*/])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
-_EMOJI_CODE = re.compile(r":[a-z0-9_+-]+:")
+_EMOJI_CODE = re.compile(r"(?<!\S):[a-z0-9_+-]+:(?!\S)")
 
 
 def protect_wildcards(text: str) -> str:

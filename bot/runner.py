@@ -95,11 +95,12 @@ def build_verdict(outcomes: Sequence[CheckOutcome], first: CheckOutcome | None) 
     if not outcomes:
         return "No checks ran."
     if unfinished:
-        cause = _common_cause(outcomes)
-        if cause:
+        found = _common_cause(outcomes)
+        if found:
+            cause, count = found
             return (
-                f"No hop failed, but {len(unfinished)} check(s) could not run: {cause}. "
-                "Fix that first; the path is not proven healthy."
+                f"No hop failed, but {count} of {len(unfinished)} unfinished check(s) could "
+                f"not run: {cause}. Fix that first; the path is not proven healthy."
             )
         return (
             f"No hop failed, but {len(unfinished)} check(s) could not finish "
@@ -114,7 +115,7 @@ def build_verdict(outcomes: Sequence[CheckOutcome], first: CheckOutcome | None) 
     return f"Every hop on the request path answered as configured ({passed} {plural} passed)."
 
 
-def _common_cause(outcomes: Sequence[CheckOutcome]) -> str | None:
+def _common_cause(outcomes: Sequence[CheckOutcome]) -> tuple[str, int] | None:
     """The one error most unfinished checks share (AWS unreachable, no credentials), if any."""
     errors = [o.result.summary for o in outcomes if o.status is Status.ERROR]
     if len(errors) < 3:
@@ -125,7 +126,7 @@ def _common_cause(outcomes: Sequence[CheckOutcome]) -> str | None:
         key = summary.split(": ", 1)[-1][:160]
         causes[key] = causes.get(key, 0) + 1
     cause, count = max(causes.items(), key=lambda kv: kv[1])
-    return cause if count * 2 > len(errors) else None
+    return (cause, count) if count * 2 > len(errors) else None
 
 
 @dataclass

@@ -102,6 +102,9 @@ class Services:
                 await asyncio.wait_for(sent.wait(), timeout=1.0)
             except TimeoutError:
                 pass  # the ack went out some other way; do the work anyway
+            except asyncio.CancelledError:
+                coro.close()  # never started: close it rather than leave it unawaited
+                raise
         try:
             return await coro
         except asyncio.CancelledError:

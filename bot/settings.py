@@ -45,14 +45,18 @@ class Settings(BaseSettings):
     @field_validator("slack_bot_token")
     @classmethod
     def _bot_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("xoxb-", "xoxe.")):
+        if value is None or not value.get_secret_value():
+            return None  # empty is unset; require() names it where a mode needs it
+        if not value.get_secret_value().startswith(("xoxb-", "xoxe.")):
             raise ValueError("must be a bot token (xoxb-...), from OAuth & Permissions")
         return value
 
     @field_validator("slack_app_token")
     @classmethod
     def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith("xapp-"):
+        if value is None or not value.get_secret_value():
+            return None
+        if not value.get_secret_value().startswith("xapp-"):
             raise ValueError("must be an app-level token (xapp-...), from Basic Information")
         return value
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.commanding import CommandRequest, Reply, UsageError, pop_options
+from bot.commanding import CommandRequest, Reply, UsageError, pop_options, unescape
 from bot.incidents import STATUSES, Incident, IncidentExists, IncidentStore, StoreError
 
 NAME = "incident"
@@ -136,11 +136,12 @@ def _incident_here(
 def channel_name(prefix: str, title: str, when: datetime) -> str:
     """``inc-20260131-registry-returns-404``: Slack's rules (lowercase, no spaces, <= 80)."""
     # "ünïcødé" -> "unicode": fold accents to ASCII before dropping what Slack refuses.
-    folded = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    folded = unicodedata.normalize("NFKD", unescape(title)).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
     base = f"{prefix.lower().strip('-') or 'inc'}-{when:%Y%m%d}"
-    if len(slug) > 40:  # cut at a word boundary, not mid-word
-        slug = slug[:41].rsplit("-", 1)[0] if "-" in slug[:41] else slug[:40]
+    if len(slug) > 40:  # cut at a word boundary, unless that would leave little of the title
+        cut = slug[:41].rsplit("-", 1)[0]
+        slug = cut if len(cut) >= 20 else slug[:40]
     slug = slug.strip("-")
     return f"{base}-{slug}"[:MAX_CHANNEL_NAME] if slug else base
 
@@ -338,7 +339,8 @@ async def _declare_from_button(services: Any, body: dict[str, Any]) -> None:
         response_url=body.get("response_url", ""),
         trigger_id=body.get("trigger_id", ""),
     )
-    if not services.config.access.channel_allowed(channel_id, None):
+    channel_name = (body.get("channel") or {}).get("name")
+    if not services.config.access.channel_allowed(channel_id, channel_name):
         await services.outbound.ephemeral(
             channel_id, user_id, "Hokusai is not enabled in this channel (access.channels)."
         )

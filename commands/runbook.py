@@ -326,7 +326,7 @@ async def _apply(services: Any, body: dict[str, Any], ref: ButtonRef, action: Ac
         body = {**body, "channel": {"id": walk.record.channel}}
     else:
         walk = await asyncio.to_thread(_load, services, ref, body)
-    _check_access(services, walk, user)
+    _check_access(services, walk, user, (body.get("channel") or {}).get("name"))
     state, line = await asyncio.to_thread(_advance, services, walk, action, user)
     await _show(services, walk, state, body)
     await asyncio.to_thread(_log, services, walk, line, user)
@@ -334,10 +334,10 @@ async def _apply(services: Any, body: dict[str, Any], ref: ButtonRef, action: Ac
         await _run_checks(services, walk, state, body, user)
 
 
-def _check_access(services: Any, walk: _Walk, user: str) -> None:
+def _check_access(services: Any, walk: _Walk, user: str, channel_name: str | None) -> None:
     """A button obeys hokusai.yml's access rules like the command that posted it."""
     access = services.config.access
-    if walk.record.channel and not access.channel_allowed(walk.record.channel, None):
+    if walk.record.channel and not access.channel_allowed(walk.record.channel, channel_name):
         raise InvalidAction("Hokusai is not enabled in this channel (access.channels).")
     env = (walk.record.state or {}).get("env")
     if env and not access.environment_allowed(env, user):

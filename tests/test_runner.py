@@ -411,5 +411,5 @@ async def test_verdict_names_the_cause_most_unfinished_checks_share(env):
     )
     report = await Runner(env, checks=checks, secrets={}).run()
     assert report.first_failure is None
-    assert "3 check(s) could not run" in report.verdict
+    assert "3 of 3 unfinished check(s) could not run" in report.verdict
     assert "Could not connect to the endpoint URL" in report.verdict

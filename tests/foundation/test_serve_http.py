@@ -165,3 +165,18 @@ def test_a_malformed_token_stops_startup_naming_the_variable(bot_env):
     assert proc.returncode == 2
     assert proc.stderr.startswith("SLACK_BOT_TOKEN is invalid")
     assert "not-a-bot-token" not in proc.stderr  # the value itself is never echoed
+
+
+def test_a_typed_mention_is_not_turned_into_a_ping(served, slack, slack_secrets):
+    # Slack escapes what people type: "<!channel>" arrives as "&lt;!channel&gt;".
+    request = signing.slash_command(
+        slack_secrets["signing_secret"],
+        "incident declare &lt;!channel&gt; registry down channel=here",
+        response_url=slack.response_url("mention"),
+        trigger_id="T3.mention",
+    )
+    assert post(served, request).status_code == 200
+    (posted,) = slack.wait_for("chat.postMessage", count=1, timeout=20)
+    sent = str(posted.args)
+    assert "registry down" in sent
+    assert "<!channel>" not in sent

@@ -307,3 +307,17 @@ def test_only_the_write_choke_point_executes_sql_writes():
             continue
         text = path.read_text()
         assert "sqlite_utils" not in text, path
+
+
+def test_pruning_request_keys_keeps_the_one_incident_per_result_guard(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from bot.incidents import IncidentStore
+
+    store = IncidentStore(tmp_path / "keys.db")
+    then = datetime(2026, 1, 1, tzinfo=UTC)
+    assert store.claim_request("cmd:T:trigger", now=then)
+    assert store.claim_request("declare:run:7", now=then)
+    store.prune_requests(then + timedelta(days=2))
+    assert store.claim_request("cmd:T:trigger")  # old command keys are forgotten
+    assert not store.claim_request("declare:run:7")  # a second incident stays impossible
