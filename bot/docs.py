@@ -39,10 +39,9 @@ def iam_policy_block() -> str:
 
 
 def slack_usage() -> str:
-    from commands import COMMANDS
+    from commands import usage_lines
 
-    lines = [f"/hokusai {line}" for m in COMMANDS.values() for line in m.USAGE.splitlines()]
-    return "```\n" + "\n".join(lines) + "\n```"
+    return "```\n" + "\n".join(usage_lines()) + "\n```"
 
 
 SECTIONS = {"checks": checks_table, "iam-policy": iam_policy_block, "slack-usage": slack_usage}

@@ -29,15 +29,24 @@ def _load() -> dict[str, ModuleType]:
 COMMANDS: dict[str, ModuleType] = _load()
 
 
+def usage_lines(*modules: ModuleType) -> list[str]:
+    """``/hokusai ...`` usage lines of ``modules`` (default: every subcommand), in help order.
+
+    /hokusai help, the usage replies and the README's usage block all come from here.
+    """
+    return [
+        f"/hokusai {line}" for m in modules or COMMANDS.values() for line in m.USAGE.splitlines()
+    ]
+
+
 def usage_text() -> str:
-    lines = [f"/hokusai {line}" for m in COMMANDS.values() for line in m.USAGE.splitlines()]
-    return "```" + "\n".join(lines) + "```"
+    return "```" + "\n".join(usage_lines()) + "```"
 
 
 def usage_reply(problem: str, module: ModuleType | None = None) -> Reply:
     """An ephemeral usage message: what was wrong, then how to ask."""
     if module is not None:
-        usage = "\n".join(f"/hokusai {line}" for line in module.USAGE.splitlines())
+        usage = "\n".join(usage_lines(module))
         text = f"{problem}\nUsage:\n```{usage}```"
     else:
         text = f"{problem}\nUsage:\n{usage_text()}\nTry `/hokusai help`."

@@ -17,14 +17,14 @@ def parse(args: list[str]) -> str | None:
 
 
 async def handle(topic: str | None, req: CommandRequest, services: object) -> Reply:
-    from commands import COMMANDS, usage_reply
+    from commands import COMMANDS, usage_lines, usage_reply
 
     if topic:
         module = COMMANDS.get(topic)
         if module is None:
             return usage_reply(f"There is no `{topic}` subcommand.")
         lines = [f"*/hokusai {module.NAME}* — {module.SUMMARY}", "```"]
-        lines += [f"/hokusai {line}" for line in module.USAGE.splitlines()]
+        lines += usage_lines(module)
         lines.append("```")
         return Reply("\n".join(lines))
     return overview()
