@@ -23,6 +23,13 @@ class _Parser(argparse.ArgumentParser):
         raise UsageExit(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
+def echo(text: str, stream=None) -> None:
+    """Print through the redacting choke point (imported late: `hokusai --help` stays quick)."""
+    from bot.outbound import echo as redacted_echo
+
+    redacted_echo(text, stream)
+
+
 def _settings():
     from bot.settings import SettingsError, load_settings
 
@@ -89,7 +96,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = _build_app(settings)
 
     def ready(bound: int) -> None:
-        print(f"hokusai: listening on http://{args.host}:{bound}/slack/events", flush=True)
+        echo(f"hokusai: listening on http://{args.host}:{bound}/slack/events")
 
     try:
         asyncio.run(serve_forever(app, args.host, port, ready))
@@ -113,7 +120,7 @@ def cmd_socket(args: argparse.Namespace) -> int:
 
         handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
         scheduler = start_scheduler(app)
-        print("hokusai: connecting in Socket Mode", flush=True)
+        echo("hokusai: connecting in Socket Mode")
         try:
             await handler.start_async()
         finally:
@@ -130,7 +137,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     from bot.manifest import render_manifest
 
     try:
-        sys.stdout.write(render_manifest(args.url, socket_mode=args.socket))
+        echo(render_manifest(args.url, socket_mode=args.socket))
     except ValueError as exc:
         raise UsageExit(f"hokusai manifest: {exc}") from None
     return EXIT_OK
@@ -226,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         return args.func(args)
     except UsageExit as exc:
-        print(str(exc).splitlines()[0] if str(exc) else "hokusai: bad usage", file=sys.stderr)
+        echo(str(exc).splitlines()[0] if str(exc) else "hokusai: bad usage", sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
