@@ -3,44 +3,23 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
 from bot.sandbox import signing
+from tests.foundation.processes import run_cli, start_serve, stop
 
 
 @pytest.fixture
 def served(bot_env, tmp_path):
     """`hokusai serve --port 0` in a subprocess; yields its events URL."""
-    env = {**os.environ, **bot_env, "PYTHONUNBUFFERED": "1"}
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:  # a file, not a pipe: nobody reads the log while tests run
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    proc, url = start_serve({**os.environ, **bot_env}, tmp_path / "serve.log")
     try:
-        deadline = time.monotonic() + 60
-        while "listening on" not in log.read_text():
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "hokusai serve did not start: " + log.read_text()
-            time.sleep(0.05)
-        line = next(x for x in log.read_text().splitlines() if "listening on" in x)
-        yield line.split("listening on ", 1)[1].strip()
+        yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        stop(proc)
 
 
 def post(url: str, request: signing.SignedRequest) -> httpx.Response:
@@ -86,13 +65,7 @@ def test_unknown_subcommand_gets_usage(served, slack_secrets):
 
 def test_missing_setting_stops_startup_with_one_line(bot_env):
     env = {k: v for k, v in {**os.environ, **bot_env}.items() if k != "SLACK_SIGNING_SECRET"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("serve", "--port", "0", env=env)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "SLACK_SIGNING_SECRET is not set"
 
@@ -101,13 +74,7 @@ def test_bad_config_stops_startup_naming_file_and_field(bot_env, tmp_path):
     bad = tmp_path / "hokusai.yml"
     bad.write_text("default_env: prod\nenvironments: {}\n")
     env = {**os.environ, **bot_env, "HOKUSAI_CONFIG": str(bad)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("serve", "--port", "0", env=env)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
     assert str(bad) in proc.stderr and "default_env" in proc.stderr
@@ -155,13 +122,7 @@ def test_a_rate_limited_post_still_arrives(served, slack, slack_secrets):
 
 def test_a_malformed_token_stops_startup_naming_the_variable(bot_env):
     env = {**os.environ, **bot_env, "SLACK_BOT_TOKEN": "not-a-bot-token"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("serve", "--port", "0", env=env)
     assert proc.returncode == 2
     assert proc.stderr.startswith("SLACK_BOT_TOKEN is invalid")
     assert "not-a-bot-token" not in proc.stderr  # the value itself is never echoed

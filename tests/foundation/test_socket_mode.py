@@ -10,6 +10,7 @@ import time
 import pytest
 
 from bot.sandbox import fakes, signing
+from tests.foundation.processes import run_cli
 
 
 @pytest.fixture
@@ -48,13 +49,7 @@ def test_unknown_subcommand_over_socket_mode(slack, socket_bot):
 
 def test_socket_mode_without_app_token_is_one_line(bot_env):
     env = {k: v for k, v in {**os.environ, **bot_env}.items() if k != "SLACK_APP_TOKEN"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "socket"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_cli("socket", env=env)
     assert proc.returncode == 2
     assert proc.stderr.startswith("SLACK_APP_TOKEN is not set")
     assert proc.stderr.count("\n") == 1
