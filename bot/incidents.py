@@ -84,11 +84,6 @@ def from_ts(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def base_check_id(check_id: str) -> str:
-    """``targets.health[mlflow-proxy]`` -> ``targets.health`` (the scope a re-run takes)."""
-    return check_id.split("[", 1)[0]
-
-
 def _now(now: datetime | None) -> datetime:
     return now or datetime.now(UTC)
 
@@ -971,14 +966,6 @@ class IncidentStore:
         if not rows:
             raise StoreError(f"no runbook session {session_id}")
         return RunbookSession.from_row(rows[0])
-
-    def runbook_session_for_message(self, channel: str, message_ts: str) -> RunbookSession | None:
-        rows = self._rows(
-            "SELECT * FROM runbook_sessions WHERE channel = ? AND message_ts = ?"
-            " ORDER BY id DESC LIMIT 1",
-            [channel, message_ts],
-        )
-        return RunbookSession.from_row(rows[0]) if rows else None
 
     def runbook_sessions(self, incident_id: int) -> list[RunbookSession]:
         rows = self._rows(

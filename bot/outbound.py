@@ -221,10 +221,6 @@ class Outbound:
     async def invite(self, channel: str, user_ids: list[str]) -> None:
         await self.client.conversations_invite(channel=channel, users=",".join(user_ids))
 
-    async def channel_info(self, channel: str) -> dict[str, Any]:
-        resp = await self.client.conversations_info(channel=channel)
-        return resp["channel"]
-
     async def upload(
         self,
         channel: str,

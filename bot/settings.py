@@ -6,7 +6,6 @@ real values to the redactor so that they can be scrubbed from anything the bot e
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -107,7 +106,3 @@ def load_settings(**overrides: object) -> Settings:
         name = str(first["loc"][0]).upper() if first["loc"] else "settings"
         reason = str(first["msg"]).removeprefix("Value error, ")
         raise SettingsError(f"{name} is invalid: {reason}") from None
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
