@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Mapping
 from typing import Any
 
 from bot.render import BOLD
@@ -56,17 +57,13 @@ _CHANNEL_RE = re.compile(r"<#([A-Z0-9]+)(?:\|([^>]+))?>")
 WIDTH = 100
 
 
-# Channel id -> name, for <#C123> mentions (filled by render_channel).
-_CHANNEL_NAMES: dict[str, str] = {}
-
-
-def mrkdwn(text: str) -> str:
+def mrkdwn(text: str, names: Mapping[str, str] | None = None) -> str:
     """Slack mrkdwn to plain terminal text."""
     text = _LINK_RE.sub(r"\2 (\1)", text)
     text = _BARE_LINK_RE.sub(r"\1", text)
     text = _USER_RE.sub(r"@\1", text)
     text = _CHANNEL_RE.sub(
-        lambda m: "#" + (m.group(2) or _CHANNEL_NAMES.get(m.group(1)) or m.group(1)), text
+        lambda m: "#" + (m.group(2) or (names or {}).get(m.group(1)) or m.group(1)), text
     )
     text = _EMOJI_RE.sub(lambda m: EMOJI.get(m.group(0), m.group(0)), text)
     text = text.replace("```", "")
@@ -74,9 +71,9 @@ def mrkdwn(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _wrap(text: str, indent: str) -> list[str]:
+def _wrap(text: str, indent: str, names: Mapping[str, str] | None = None) -> list[str]:
     lines = []
-    for raw in mrkdwn(text).splitlines() or [""]:
+    for raw in mrkdwn(text, names).splitlines() or [""]:
         lines += textwrap.wrap(
             raw, WIDTH, initial_indent=indent, subsequent_indent=indent + "  "
         ) or [indent]
@@ -90,22 +87,24 @@ def _element_text(element: dict[str, Any]) -> str:
     return text or ""
 
 
-def render_blocks(blocks: list[dict[str, Any]], indent: str = "  ") -> list[str]:
+def render_blocks(
+    blocks: list[dict[str, Any]], indent: str = "  ", names: Mapping[str, str] | None = None
+) -> list[str]:
     lines: list[str] = []
     for block in blocks:
         kind = block.get("type")
         if kind == "header":
-            lines.append(indent + mrkdwn(_element_text(block)).upper())
+            lines.append(indent + mrkdwn(_element_text(block), names).upper())
         elif kind == "section":
             if block.get("text"):
-                lines += _wrap(_element_text(block), indent)
+                lines += _wrap(_element_text(block), indent, names)
             for field in block.get("fields", []):
-                lines += _wrap(field.get("text", ""), indent + "  ")
+                lines += _wrap(field.get("text", ""), indent + "  ", names)
             accessory = block.get("accessory")
             if accessory and accessory.get("type") == "button":
                 lines.append(f"{indent}  [ {mrkdwn(_element_text(accessory))} ]")
         elif kind == "context":
-            parts = [mrkdwn(_element_text(e)) for e in block.get("elements", [])]
+            parts = [mrkdwn(_element_text(e), names) for e in block.get("elements", [])]
             lines += _wrap("  ".join(p for p in parts if p), indent + "· ")
         elif kind == "actions":
             buttons = [
@@ -126,15 +125,21 @@ def render_blocks(blocks: list[dict[str, Any]], indent: str = "  ") -> list[str]
     return lines
 
 
-def render_message(message: dict[str, Any], *, who: str = "hokusai", thread: bool = False) -> str:
+def render_message(
+    message: dict[str, Any],
+    *,
+    who: str = "hokusai",
+    thread: bool = False,
+    names: Mapping[str, str] | None = None,
+) -> str:
     """One message as the channel shows it: author line, then its blocks or text."""
     prefix = "    ↳ " if thread else ""
     indent = "      " if thread else "  "
     head = f"{prefix}{who}" + ("  (edited)" if message.get("updated") else "")
     body = (
-        render_blocks(message["blocks"], indent)
+        render_blocks(message["blocks"], indent, names)
         if message.get("blocks")
-        else _wrap(message.get("text", ""), indent)
+        else _wrap(message.get("text", ""), indent, names)
     )
     for f in message.get("files") or []:
         body.append(f"{indent}📎 {f.get('title') or f.get('name')}")
@@ -145,7 +150,6 @@ def render_channel(
     messages: list[dict[str, Any]], *, name: str, channel_names: dict[str, str] | None = None
 ) -> str:
     """Every message of a channel in order, thread replies under their parent."""
-    _CHANNEL_NAMES.update(channel_names or {})
     top = [m for m in messages if not m.get("thread_ts") or m.get("thread_ts") == m.get("ts")]
     replies: dict[str, list[dict[str, Any]]] = {}
     for m in messages:
@@ -153,8 +157,8 @@ def render_channel(
             replies.setdefault(m["thread_ts"], []).append(m)
     out = [f"━━━ #{name} " + "━" * max(0, WIDTH - len(name) - 6)]
     for message in top:
-        out.append(render_message(message))
+        out.append(render_message(message, names=channel_names))
         for reply in replies.get(message.get("ts", ""), []):
-            out.append(render_message(reply, thread=True))
+            out.append(render_message(reply, thread=True, names=channel_names))
         out.append("")
     return "\n".join(out)
