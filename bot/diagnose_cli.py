@@ -10,7 +10,7 @@ import sys
 from typing import IO
 
 from bot.checks.base import STATUS_SYMBOL, CheckOutcome, Status
-from bot.outbound import echo
+from bot.outbound import echo, install_log_redaction
 from bot.render import terminal_report
 
 PROBLEM_STATUSES = {Status.FAIL, Status.ERROR, Status.TIMEOUT}
@@ -48,6 +48,7 @@ def main(args: argparse.Namespace, stdout: IO[str] | None = None) -> int:
     out = stdout or sys.stdout
     # The report says what failed and why; per-check warnings on stderr would repeat it.
     logging.basicConfig(level=logging.ERROR)
+    install_log_redaction()  # what does get logged passes the same redactor as the report
     if args.iam_policy:
         import bot.checks
         from bot.iam import iam_policy
