@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from bot.sandbox import fakes, signing  # noqa: E402
 from bot.sandbox.slack import SlackStandIn  # noqa: E402
-from bot.server import BotServer  # noqa: E402
+from bot.slack.server import BotServer  # noqa: E402
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -50,7 +50,7 @@ def bare_app(signing_secret: str, token: str, api_url: str) -> AsyncApp:
 
 
 def _quick_checks() -> dict:
-    from bot.checks.base import Check, CheckResult
+    from bot.diagnosis.checks.base import Check, CheckResult
 
     async def quick(ctx) -> CheckResult:
         await asyncio.sleep(0.01)
@@ -114,8 +114,8 @@ def main() -> int:
             HOKUSAI_CONFIG=str(ROOT / "hokusai.yml"),
             HOKUSAI_DB=str(Path(tmp) / "bench.db"),
         )
-        from bot.app import build_app
         from bot.settings import load_settings
+        from bot.slack.app import build_app
 
         # /hokusai diagnose acks, then runs its checks in the background: here two quick
         # stand-in checks, so the run's own work (post, update, record) still happens.

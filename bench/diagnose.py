@@ -28,9 +28,9 @@ from moto import mock_aws
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bot.aws import AwsCaller, read_only_session  # noqa: E402
 from bot.config import DnsSettings, Environment, load_config  # noqa: E402
-from bot.runner import DiagnoseReport, Runner  # noqa: E402
+from bot.diagnosis.aws import AwsCaller, read_only_session  # noqa: E402
+from bot.diagnosis.runner import DiagnoseReport, Runner  # noqa: E402
 from bot.sandbox.dns_server import DnsServer  # noqa: E402
 from bot.sandbox.platform import build_platform  # noqa: E402
 
@@ -76,11 +76,11 @@ def slowest_chain(env: Environment, report: DiagnoseReport) -> tuple[float, list
 
 def slack_calls_per_diagnose(env: Environment, latency: float) -> dict[str, int]:
     """Send one signed `/hokusai diagnose` to the real bot; count its Slack Web API calls."""
-    from bot.app import build_app
     from bot.sandbox import fakes, signing
     from bot.sandbox.slack import SlackStandIn
-    from bot.server import BotServer
     from bot.settings import load_settings
+    from bot.slack.app import build_app
+    from bot.slack.server import BotServer
 
     config = load_config(REPO / "hokusai.yml")
     config = config.model_copy(update={"environments": {env.name: env}, "default_env": env.name})

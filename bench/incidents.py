@@ -20,10 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.checks.base import HOP_LAYERS  # noqa: E402
-from bot.export import export_markdown  # noqa: E402
-from bot.incidents import IncidentStore  # noqa: E402
-from bot.summaries import build_summary  # noqa: E402
+from bot.diagnosis.checks.base import HOP_LAYERS  # noqa: E402
+from bot.incident.export import export_markdown  # noqa: E402
+from bot.incident.store import IncidentStore  # noqa: E402
+from bot.incident.summaries import build_summary  # noqa: E402
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LAYERS = (*HOP_LAYERS, "logs", "changes")

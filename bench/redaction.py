@@ -2,7 +2,7 @@
 
 Run from the repository root: ``.venv/bin/python -m bench.redaction`` (about a minute).
 It generates the corpus of ``bench/corpus.py`` in memory (no secret touches the disk), pipes it
-through ``bot.redact_cli.main`` exactly as the command does, then scans a sample of the same
+through ``bot.cli.redact.main`` exactly as the command does, then scans a sample of the same
 text with detect-secrets' Python API (default plugins, verification off, sockets refused). It
 prints MB/s of each and the ratio, recall on plain and on mangled secrets, and the number of
 clean lines changed (ours) or flagged (detect-secrets), against the goals of issue 5.
@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.corpus import Corpus, generate_corpus
-from bot.redact_cli import main as redact_main
+from bot.cli.redact import main as redact_main
 
 GOAL_PLAIN_RECALL = 0.995
 GOAL_MANGLED_RECALL = 0.80

@@ -14,13 +14,15 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.errors import HokusaiError
 
-class ConfigError(Exception):
+
+class ConfigError(HokusaiError):
     """hokusai.yml is missing or invalid; the message is one line naming file and field."""
 
 
 class _Model(BaseModel):
-    # Extra keys are allowed: teams annotate their config, and DESIGN.md says extras are fine.
+    # Extra keys are allowed: teams annotate their config (docs/architecture.md, the config schema).
     model_config = ConfigDict(extra="allow", frozen=True)
 
 

@@ -21,20 +21,22 @@ _PER = {
 
 
 def checks_table() -> str:
-    import bot.checks
-    from bot.checks.base import LAYERS
+    import bot.diagnosis.checks
+    from bot.diagnosis.checks.base import LAYERS
 
-    checks = sorted(bot.checks.REGISTRY.values(), key=lambda c: (LAYERS.index(c.layer), c.id))
+    checks = sorted(
+        bot.diagnosis.checks.REGISTRY.values(), key=lambda c: (LAYERS.index(c.layer), c.id)
+    )
     rows = ["| check | layer | runs for | what it looks at |", "|---|---|---|---|"]
     rows += [f"| `{c.id}` | {c.layer} | {_PER[c.per]} | {c.description} |" for c in checks]
     return "\n".join(rows)
 
 
 def iam_policy_block() -> str:
-    import bot.checks
-    from bot.iam import iam_policy
+    import bot.diagnosis.checks
+    from bot.diagnosis.iam import iam_policy
 
-    policy = json.dumps(iam_policy(bot.checks.REGISTRY.values()), indent=2)
+    policy = json.dumps(iam_policy(bot.diagnosis.checks.REGISTRY.values()), indent=2)
     return f"```json\n{policy}\n```"
 
 

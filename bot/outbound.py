@@ -17,12 +17,12 @@ import httpx
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.diagnosis.render import protect_wildcards
 from bot.redaction import RedactingFilter, Redactor, default_redactor
-from bot.render import protect_wildcards
 
 log = logging.getLogger(__name__)
 
-# Slack's limits (FIELD-NOTES): slack-sdk does not check blocks passed as dicts.
+# Block Kit limits: slack-sdk does not check blocks passed as dicts.
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 MAX_SECTION_TEXT = 3000
@@ -131,7 +131,7 @@ class Outbound:
     @classmethod
     def for_token(cls, token: str | None, base_url: str) -> Outbound:
         client = AsyncWebClient(token=token, base_url=base_url, timeout=10)
-        # A 429 is retried after Retry-After instead of losing the message (FIELD-NOTES).
+        # A 429 is retried after Retry-After instead of losing the message.
         client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         return cls(client)
 

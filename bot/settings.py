@@ -11,11 +11,13 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.errors import HokusaiError
+
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_LINEAR_API_URL = "https://api.linear.app/graphql"
 
 
-class SettingsError(Exception):
+class SettingsError(HokusaiError):
     """A setting is missing or malformed; the message is one line naming the variable."""
 
 

@@ -11,9 +11,13 @@ import asyncio
 import importlib
 import logging
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.commanding import CommandRequest, Reply, UsageError
+from bot.errors import HokusaiError
+from bot.slack.commanding import CommandRequest, Reply, UsageError
+
+if TYPE_CHECKING:
+    from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,7 @@ def usage_reply(problem: str, module: ModuleType | None = None) -> Reply:
     return Reply(text)
 
 
-def register(app: Any, services: Any) -> None:
+def register(app: Any, services: Services) -> None:
     """Wire /hokusai and every module's actions into a Bolt app."""
     app.command("/hokusai")(_make_listener(services))
     for module in COMMANDS.values():
@@ -62,7 +66,7 @@ def register(app: Any, services: Any) -> None:
             register_actions(app, services)
 
 
-def _make_listener(services: Any):
+def _make_listener(services: Services):
     outbound = services.outbound
 
     async def hokusai(ack, body, request) -> None:
@@ -100,7 +104,7 @@ def _make_listener(services: Any):
     return hokusai
 
 
-async def _run(module: ModuleType, parsed: Any, req: CommandRequest, services: Any) -> None:
+async def _run(module: ModuleType, parsed: Any, req: CommandRequest, services: Services) -> None:
     # After the ack, so a slow database never costs Slack's 3 seconds.
     if not await asyncio.to_thread(services.claim_request, req.request_key):
         return  # Slack redelivered a command whose work has already started
@@ -108,6 +112,10 @@ async def _run(module: ModuleType, parsed: Any, req: CommandRequest, services: A
         reply = await module.handle(parsed, req, services)
     except UsageError as exc:
         reply = usage_reply(str(exc), module)
+    except HokusaiError as exc:
+        # An error meant for people: its message is the answer (the one place it is mapped).
+        log.warning("/hokusai %s: %s", module.NAME, exc.message)
+        reply = Reply(f":warning: `/hokusai {module.NAME}`: {exc.message}")
     except Exception as exc:
         # One place turns a failure into a short answer; the traceback goes to the log only.
         log.exception("/hokusai %s failed (%s)", module.NAME, type(exc).__name__)
@@ -119,7 +127,7 @@ async def _run(module: ModuleType, parsed: Any, req: CommandRequest, services: A
         await deliver(reply, req, services)
 
 
-async def deliver(reply: Reply, req: CommandRequest, services: Any) -> str | None:
+async def deliver(reply: Reply, req: CommandRequest, services: Services) -> str | None:
     """Post a reply: ephemeral through response_url, in-channel with its thread."""
     outbound = services.outbound
     if reply.ephemeral:

@@ -10,14 +10,16 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.checks.base import CheckOutcome, Status
-from bot.commanding import CommandRequest, Reply, UsageError, pop_options
-from bot.config import ConfigError, Environment
-from bot.render import detail_chunks, progress_blocks, report_blocks
+from bot.diagnosis.checks.base import CheckOutcome, Status
+from bot.diagnosis.render import detail_chunks, progress_blocks, report_blocks
+from bot.slack.commanding import CommandRequest, Reply, UsageError, pop_options
+
+if TYPE_CHECKING:
+    from bot.slack.services import Services
 
 NAME = "diagnose"
 SUMMARY = "Walk the request path hop by hop and name the first failing hop (read-only)."
@@ -45,36 +47,16 @@ def parse(args: list[str]) -> DiagnoseArgs:
     return DiagnoseArgs(scopes=scopes, env=options.get("env"))
 
 
-def environment_for(services: Any, name: str | None) -> Environment:
-    """The environment asked for, else HOKUSAI_ENV, else the config's default."""
-    try:
-        return services.config.environment(name or services.settings.hokusai_env)
-    except ConfigError as exc:
-        raise UsageError(str(exc)) from None
+async def handle(args: DiagnoseArgs, req: CommandRequest, services: Services) -> Reply | None:
+    from bot.diagnosis.runner import UnknownScope
 
-
-def make_runner(services: Any, env: Environment):
-    """A runner for ``env`` using the AWS caller / HTTP client the app was given, if any."""
-    from bot.runner import Runner
-
-    return Runner(
-        env,
-        aws=services.overrides.get("aws"),
-        http=services.overrides.get("http"),
-        checks=services.overrides.get("checks"),
-    )
-
-
-async def handle(args: DiagnoseArgs, req: CommandRequest, services: Any) -> Reply | None:
-    from bot.runner import UnknownScope
-
-    env = environment_for(services, args.env)
+    env = services.environment(args.env)
     if not services.config.access.environment_allowed(env.name, req.user_id):
         return Reply(
             f":no_entry: `{env.name}` may only be diagnosed by the people listed under "
             f"`access.environments.{env.name}` in hokusai.yml."
         )
-    runner = make_runner(services, env)
+    runner = services.runner(env)
     try:
         planned = runner.select(args.scopes)
     except UnknownScope as exc:
@@ -96,7 +78,9 @@ async def handle(args: DiagnoseArgs, req: CommandRequest, services: Any) -> Repl
     return None
 
 
-async def finish(report: Any, req: CommandRequest, services: Any, ts: str, target: str) -> None:
+async def finish(
+    report: Any, req: CommandRequest, services: Services, ts: str, target: str
+) -> None:
     """Record the run, then turn the progress message into the final view."""
     incident, run_id = await asyncio.to_thread(_record, report, req, services)
     # Reading the runbook files is disk work: off the event loop like the store.
@@ -133,7 +117,7 @@ def thread_detail(report: Any) -> list[str]:
     return chunks
 
 
-def _record(report: Any, req: CommandRequest, services: Any) -> tuple[Any, int | None]:
+def _record(report: Any, req: CommandRequest, services: Services) -> tuple[Any, int | None]:
     try:
         store = services.store()
         with store.session():
@@ -181,8 +165,8 @@ def _actions(report: Any, incident: Any, run_id: int | None, env: str) -> list[d
 def _suggested_runbook(first: CheckOutcome | None) -> Any:
     if first is None:
         return None
-    from bot.runbooks import suggest_runbook
-    from commands.runbook import catalog
+    from bot.runbook.catalog import catalog
+    from bot.runbook.model import suggest_runbook
 
     return suggest_runbook(catalog().values(), first.layer, first.check_id, first.subject)
 
@@ -191,7 +175,7 @@ def _suggested_runbook(first: CheckOutcome | None) -> Any:
 class ProgressMessage:
     """One Slack message that shows checks as they finish, updated at most once a second."""
 
-    services: Any
+    services: Services
     channel: str
     env: str
     target: str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.commanding import CommandRequest, Reply, UsageError
+from bot.slack.commanding import CommandRequest, Reply, UsageError
 
 NAME = "help"
 SUMMARY = "Show what Hokusai can do and how to ask for it."

@@ -13,12 +13,15 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.commanding import CommandRequest, Reply, UsageError, pop_options, unescape
-from bot.incidents import STATUSES, Incident, IncidentExists, IncidentStore, StoreError
+from bot.incident.store import STATUSES, Incident, IncidentExists, IncidentStore, StoreError
+from bot.slack.commanding import CommandRequest, Reply, UsageError, pop_options, unescape
+
+if TYPE_CHECKING:
+    from bot.slack.services import Services
 
 NAME = "incident"
 SUMMARY = "Declare and run an incident: status, notes, timeline, summaries, resolve."
@@ -94,7 +97,7 @@ def parse(args: list[str]) -> IncidentArgs:
     return IncidentArgs(action)
 
 
-async def handle(args: IncidentArgs, req: CommandRequest, services: Any) -> Reply | None:
+async def handle(args: IncidentArgs, req: CommandRequest, services: Services) -> Reply | None:
     try:
         if args.action == "declare":
             return await declare(services, req, args.title, args.severity, here=args.here)
@@ -147,7 +150,7 @@ def channel_name(prefix: str, title: str, when: datetime) -> str:
 
 
 async def declare(
-    services: Any,
+    services: Services,
     req: CommandRequest,
     title: str,
     severity: int,
@@ -202,7 +205,7 @@ async def declare(
     return None
 
 
-async def _create_channel(services: Any, name: str) -> str:
+async def _create_channel(services: Services, name: str) -> str:
     for attempt in range(1, 6):
         candidate = name if attempt == 1 else f"{name[: MAX_CHANNEL_NAME - 3]}-{attempt}"
         try:
@@ -240,7 +243,7 @@ def _already_open(incident: Incident) -> str:
 
 
 def _status_line(incident: Incident, now: datetime) -> str:
-    from bot.summaries import format_duration
+    from bot.incident.summaries import format_duration
 
     return (
         f"#{incident.id} {incident.title}: SEV{incident.severity}, *{incident.status}* for "
@@ -250,10 +253,10 @@ def _status_line(incident: Incident, now: datetime) -> str:
 
 
 async def change_status(
-    services: Any, req: CommandRequest, incident: Incident, status: str
+    services: Services, req: CommandRequest, incident: Incident, status: str
 ) -> Reply | None:
     """Set the status, then post the status (or resolve) summary in the incident channel."""
-    from bot.scheduler import post_summary
+    from bot.slack.scheduler import post_summary
 
     store = services.store()
     now = services.clock()
@@ -273,8 +276,8 @@ async def change_status(
     return None
 
 
-async def timeline_reply(services: Any, incident: Incident) -> Reply:
-    from bot.summaries import format_time
+async def timeline_reply(services: Services, incident: Incident) -> Reply:
+    from bot.incident.summaries import format_time
 
     entries = await asyncio.to_thread(services.store().timeline, incident.id)
     lines = [f"*Timeline of #{incident.id} {incident.title}*"]
@@ -288,11 +291,11 @@ async def timeline_reply(services: Any, incident: Incident) -> Reply:
 
 
 async def summary(
-    services: Any, req: CommandRequest, incident: Incident, *, export: bool
+    services: Services, req: CommandRequest, incident: Incident, *, export: bool
 ) -> Reply | None:
     """Post the summary where asked; with ``export``, attach the Markdown report."""
-    from bot.export import export_filename, export_markdown
-    from bot.scheduler import post_summary
+    from bot.incident.export import export_filename, export_markdown
+    from bot.slack.scheduler import post_summary
 
     now = services.clock()
     ts = await post_summary(
@@ -310,7 +313,7 @@ async def summary(
     return None
 
 
-def register_actions(app: Any, services: Any) -> None:
+def register_actions(app: Any, services: Services) -> None:
     """The "Declare incident" button under a diagnose result outside an incident."""
 
     @app.action("incident_declare")
@@ -320,7 +323,7 @@ def register_actions(app: Any, services: Any) -> None:
         services.spawn(_declare_from_button(services, body), notify=who)
 
 
-async def _declare_from_button(services: Any, body: dict[str, Any]) -> None:
+async def _declare_from_button(services: Services, body: dict[str, Any]) -> None:
     from commands import deliver
 
     action = (body.get("actions") or [{}])[0]

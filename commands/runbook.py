@@ -13,12 +13,13 @@ import asyncio
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.commanding import CommandRequest, Reply, UsageError, pop_options
-from bot.runbook_render import (
+from bot.runbook.catalog import catalog
+from bot.runbook.model import Runbook
+from bot.runbook.render import (
     CHOICE,
     DONE,
     NOTE_BLOCK,
@@ -32,8 +33,7 @@ from bot.runbook_render import (
     runbook_list_blocks,
     walkthrough_blocks,
 )
-from bot.runbooks import Runbook, default_runbooks_dir, load_runbooks
-from bot.walkthrough import (
+from bot.runbook.walkthrough import (
     Action,
     ActionKind,
     ActionRejected,
@@ -45,6 +45,10 @@ from bot.walkthrough import (
     WalkState,
     advance,
 )
+from bot.slack.commanding import CommandRequest, Reply, UsageError, pop_options
+
+if TYPE_CHECKING:
+    from bot.slack.services import Services
 
 NAME = "runbook"
 SUMMARY = "List the runbooks, or walk one here step by step with buttons that run the checks."
@@ -80,22 +84,6 @@ def parse(args: list[str]) -> RunbookArgs:
     raise UsageError(f"`runbook {action}` is not a thing I do")
 
 
-# -- the catalog -----------------------------------------------------------------------------
-
-_catalog_cache: dict[tuple[Any, ...], dict[str, Runbook]] = {}
-
-
-def catalog() -> dict[str, Runbook]:
-    """The installed runbooks that lint clean, reloaded when a file changes."""
-    directory = default_runbooks_dir()
-    files = sorted(directory.glob("*.y*ml")) if directory.is_dir() else []
-    key = (str(directory), *((str(p), p.stat().st_mtime_ns) for p in files))
-    if key not in _catalog_cache:
-        _catalog_cache.clear()
-        _catalog_cache[key] = load_runbooks(directory)
-    return _catalog_cache[key]
-
-
 def _unknown(name: str) -> UsageError:
     known = ", ".join(f"`{n}`" for n in catalog()) or "none installed"
     return UsageError(f"I have no runbook `{name}`. Runbooks: {known}")
@@ -104,7 +92,7 @@ def _unknown(name: str) -> UsageError:
 # -- commands --------------------------------------------------------------------------------
 
 
-async def handle(args: RunbookArgs, req: CommandRequest, services: Any) -> Reply | None:
+async def handle(args: RunbookArgs, req: CommandRequest, services: Services) -> Reply | None:
     if args.action == "list":
         text, blocks = runbook_list_blocks(list(catalog().values()))
         return Reply(text, blocks)
@@ -116,12 +104,11 @@ async def handle(args: RunbookArgs, req: CommandRequest, services: Any) -> Reply
 
 
 async def start_walkthrough(
-    services: Any, runbook: Runbook, channel: str, user: str, env_name: str | None = None
+    services: Services, runbook: Runbook, channel: str, user: str, env_name: str | None = None
 ) -> Reply | None:
     """Store a new walkthrough and post its message; a Reply only when something is wrong."""
-    from commands.diagnose import environment_for
 
-    env = environment_for(services, env_name)
+    env = services.environment(env_name)
     if not services.config.access.environment_allowed(env.name, user):
         return Reply(
             f":no_entry: `{env.name}` may only be diagnosed by the people listed under "
@@ -147,7 +134,7 @@ async def start_walkthrough(
 
 
 def _create(
-    services: Any, runbook: Runbook, channel: str, state: WalkState, user: str
+    services: Services, runbook: Runbook, channel: str, state: WalkState, user: str
 ) -> SessionRecord:
     store = services.store()
     with store.session():
@@ -162,7 +149,7 @@ def _create(
 
 
 def _save_message_ts(
-    services: Any, record: SessionRecord, state: WalkState, user: str, ts: str
+    services: Services, record: SessionRecord, state: WalkState, user: str, ts: str
 ) -> bool:
     sessions = IncidentSessionStore(services.store())
     return sessions.save_if_version(record.id, record.version, state, user, message_ts=ts)
@@ -171,7 +158,7 @@ def _save_message_ts(
 # -- buttons ---------------------------------------------------------------------------------
 
 
-def register_actions(app: Any, services: Any) -> None:
+def register_actions(app: Any, services: Services) -> None:
     """Walkthrough buttons, the Add note modal, and diagnose's "Start runbook" button."""
 
     @app.action(_CLICK)
@@ -204,7 +191,7 @@ def register_actions(app: Any, services: Any) -> None:
         services.spawn(_if_first(services, body, _on_start_button), notify=_who(body))
 
 
-async def _if_first(services: Any, body: dict[str, Any], work: Any) -> None:
+async def _if_first(services: Services, body: dict[str, Any], work: Any) -> None:
     """Do ``work`` unless this is Slack's redelivery of a click we already have."""
     if await asyncio.to_thread(_claim, services, body):
         await work(services, body)
@@ -228,7 +215,7 @@ def _channel(body: dict[str, Any]) -> str:
     )
 
 
-def _claim(services: Any, body: dict[str, Any]) -> bool:
+def _claim(services: Services, body: dict[str, Any]) -> bool:
     """False for Slack's redelivery of a click we already have."""
     message_ts = (body.get("container") or {}).get("message_ts", "")
     action = _action(body)
@@ -249,7 +236,7 @@ def _message_mentions(body: dict[str, Any], runbook_id: str) -> bool:
     return f"`{runbook_id}`" in str((body.get("message") or {}).get("blocks", ""))
 
 
-async def _explain(services: Any, body: dict[str, Any], why: str) -> None:
+async def _explain(services: Services, body: dict[str, Any], why: str) -> None:
     """Tell only the person who clicked why nothing happened."""
     channel, user = _channel(body), _user(body)
     text = f":warning: {why[:1].upper()}{why[1:]} {NOTHING_CHANGED}"
@@ -270,7 +257,7 @@ def _kind_of(action_id_text: str) -> tuple[ActionKind, int | None]:
     return ActionKind(word), None
 
 
-async def _on_click(services: Any, body: dict[str, Any]) -> None:
+async def _on_click(services: Services, body: dict[str, Any]) -> None:
     action = _action(body)
     try:
         ref = ButtonRef.decode(action.get("value"))
@@ -282,7 +269,7 @@ async def _on_click(services: Any, body: dict[str, Any]) -> None:
         await _explain(services, body, str(exc))
 
 
-async def _on_note(services: Any, body: dict[str, Any]) -> None:
+async def _on_note(services: Services, body: dict[str, Any]) -> None:
     view = body.get("view") or {}
     value = (view.get("state", {}).get("values", {}).get(NOTE_BLOCK, {}).get(NOTE_INPUT, {})).get(
         "value"
@@ -305,7 +292,7 @@ class _Walk:
     walker: Walker
 
 
-def _load(services: Any, ref: ButtonRef, body: dict[str, Any]) -> _Walk:
+def _load(services: Services, ref: ButtonRef, body: dict[str, Any]) -> _Walk:
     record = IncidentSessionStore(services.store()).load(ref.session_id)
     if record is None:
         raise InvalidAction("that walkthrough does not exist (it may belong to another bot).")
@@ -318,7 +305,7 @@ def _load(services: Any, ref: ButtonRef, body: dict[str, Any]) -> _Walk:
     return _Walk(record, runbook, Walker(runbook))
 
 
-async def _apply(services: Any, body: dict[str, Any], ref: ButtonRef, action: Action) -> None:
+async def _apply(services: Services, body: dict[str, Any], ref: ButtonRef, action: Action) -> None:
     user = _user(body)
     if body.get("type") == "view_submission":
         # A modal has no channel of its own: the walkthrough's record says where it is.
@@ -334,7 +321,7 @@ async def _apply(services: Any, body: dict[str, Any], ref: ButtonRef, action: Ac
         await _run_checks(services, walk, state, body, user)
 
 
-def _check_access(services: Any, walk: _Walk, user: str, channel_name: str | None) -> None:
+def _check_access(services: Services, walk: _Walk, user: str, channel_name: str | None) -> None:
     """A button obeys hokusai.yml's access rules like the command that posted it."""
     access = services.config.access
     if walk.record.channel and not access.channel_allowed(walk.record.channel, channel_name):
@@ -347,12 +334,12 @@ def _check_access(services: Any, walk: _Walk, user: str, channel_name: str | Non
         )
 
 
-def _advance(services: Any, walk: _Walk, action: Action, user: str) -> tuple[WalkState, str]:
+def _advance(services: Services, walk: _Walk, action: Action, user: str) -> tuple[WalkState, str]:
     sessions = IncidentSessionStore(services.store())
     return advance(sessions, walk.walker, walk.record.id, action, user, services.clock())
 
 
-async def _show(services: Any, walk: _Walk, state: WalkState, body: dict[str, Any]) -> None:
+async def _show(services: Services, walk: _Walk, state: WalkState, body: dict[str, Any]) -> None:
     """Redraw the walkthrough's one message."""
     ts = walk.record.message_ts or (body.get("container") or {}).get("message_ts")
     channel = walk.record.channel or _channel(body)
@@ -367,7 +354,7 @@ async def _show(services: Any, walk: _Walk, state: WalkState, body: dict[str, An
         )
 
 
-def _log(services: Any, walk: _Walk, line: str, user: str) -> None:
+def _log(services: Services, walk: _Walk, line: str, user: str) -> None:
     """Write the action to the incident's timeline (the channel's open one if none was set)."""
     store = services.store()
     with store.session():
@@ -382,7 +369,7 @@ def _log(services: Any, walk: _Walk, line: str, user: str) -> None:
 
 
 async def _run_checks(
-    services: Any, walk: _Walk, running: WalkState, body: dict[str, Any], user: str
+    services: Services, walk: _Walk, running: WalkState, body: dict[str, Any], user: str
 ) -> None:
     """Run the step's checks, then record the result and follow its branch."""
     step = walk.runbook.step(running.current or "")
@@ -400,13 +387,12 @@ async def _run_checks(
     await asyncio.to_thread(_log, services, walk, line, user)
 
 
-async def _results(services: Any, env_name: str | None, scopes: list[str]) -> list[CheckLine]:
-    from bot.runner import UnknownScope
-    from commands.diagnose import environment_for, make_runner
+async def _results(services: Services, env_name: str | None, scopes: list[str]) -> list[CheckLine]:
+    from bot.diagnosis.runner import UnknownScope
 
     try:
-        env = environment_for(services, env_name)
-        report = await make_runner(services, env).run(scopes)
+        env = services.environment(env_name)
+        report = await services.runner(env).run(scopes)
     except (UsageError, UnknownScope) as exc:
         return [CheckLine(id="runbook", status="error", summary=str(exc)[:300])]
     except Exception as exc:  # the step must not stay "running" forever
@@ -417,7 +403,7 @@ async def _results(services: Any, env_name: str | None, scopes: list[str]) -> li
     return [CheckLine.from_outcome(o) for o in report.outcomes]
 
 
-async def _on_start_button(services: Any, body: dict[str, Any]) -> None:
+async def _on_start_button(services: Services, body: dict[str, Any]) -> None:
     name = _action(body).get("value") or ""
     runbook = catalog().get(name)
     if runbook is None:

@@ -11,12 +11,15 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.commanding import CommandRequest, Reply, UsageError
-from bot.incidents import FAILING_STATUSES, Incident, StoreError, TicketLink
-from bot.render import plain_text
+from bot.diagnosis.render import plain_text
+from bot.incident.store import FAILING_STATUSES, Incident, StoreError, TicketLink
+from bot.slack.commanding import CommandRequest, Reply, UsageError
 from bot.tickets import TicketProvider, TrackerError, provider_from_settings
+
+if TYPE_CHECKING:
+    from bot.slack.services import Services
 
 NAME = "ticket"
 SUMMARY = "Link or file tickets for the incident; verify that Done tickets really fixed it."
@@ -55,7 +58,7 @@ def parse(args: list[str]) -> TicketArgs:
     return TicketArgs(action)
 
 
-def tracker(services: Any) -> TicketProvider | None:
+def tracker(services: Services) -> TicketProvider | None:
     """The configured tracker; tests and the sandbox may hand one in as ``overrides``."""
     given = services.overrides.get("tracker")
     return (
@@ -63,7 +66,7 @@ def tracker(services: Any) -> TicketProvider | None:
     )
 
 
-async def handle(args: TicketArgs, req: CommandRequest, services: Any) -> Reply | None:
+async def handle(args: TicketArgs, req: CommandRequest, services: Services) -> Reply | None:
     try:
         store = services.store()
         incident = await asyncio.to_thread(store.incident_for_channel, req.channel_id)
@@ -84,7 +87,7 @@ async def handle(args: TicketArgs, req: CommandRequest, services: Any) -> Reply 
 
 
 async def link(
-    services: Any,
+    services: Services,
     req: CommandRequest,
     incident: Incident,
     provider: TicketProvider | None,
@@ -130,7 +133,7 @@ async def link(
 
 
 async def create(
-    services: Any,
+    services: Services,
     req: CommandRequest,
     incident: Incident,
     provider: TicketProvider | None,
@@ -201,7 +204,9 @@ async def _refresh(provider: TicketProvider | None, link_row: TicketLink) -> tup
         return None, str(exc)
 
 
-async def list_tickets(services: Any, incident: Incident, provider: TicketProvider | None) -> Reply:
+async def list_tickets(
+    services: Services, incident: Incident, provider: TicketProvider | None
+) -> Reply:
     store = services.store()
     links = await asyncio.to_thread(store.tickets, incident.id)
     if not links:
@@ -238,20 +243,19 @@ class Verification:
     error: str | None = None
 
 
-async def rerun_checks(services: Any, check_ids: list[str], env: str | None = None) -> Any:
+async def rerun_checks(services: Services, check_ids: list[str], env: str | None = None) -> Any:
     """Run exactly these check instances in ``env`` (``services.overrides["rerun"]`` replaces
     it), the environment the incident was diagnosed in, not whatever is the default."""
     override = services.overrides.get("rerun")
     if override is not None:
         return await override(check_ids)
-    from commands.diagnose import environment_for, make_runner
 
-    runner = make_runner(services, environment_for(services, env))
+    runner = services.runner(services.environment(env))
     return await runner.run(check_ids)
 
 
 async def verify(
-    services: Any, req: CommandRequest, incident: Incident, provider: TicketProvider | None
+    services: Services, req: CommandRequest, incident: Incident, provider: TicketProvider | None
 ) -> Reply | None:
     if provider is None:
         return Reply(":warning: No tracker is configured, so I cannot tell which tickets are done.")
@@ -277,7 +281,7 @@ async def verify(
 
 
 async def _verify_one(
-    services: Any,
+    services: Services,
     req: CommandRequest,
     incident: Incident,
     provider: TicketProvider,

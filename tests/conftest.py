@@ -6,15 +6,13 @@ import ipaddress
 import os
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from bot.sandbox import fakes
+from tests.doubles import REPO
 
-REPO = Path(__file__).resolve().parent.parent
-
-# Loopback traffic must never go through a proxy from the environment (FIELD-NOTES).
+# Loopback traffic must never go through a proxy from the environment.
 os.environ["NO_PROXY"] = "127.0.0.1,localhost" + (
     "," + os.environ["NO_PROXY"] if os.environ.get("NO_PROXY") else ""
 )
@@ -125,15 +123,15 @@ def bot_env(slack, slack_secrets, tmp_path, monkeypatch) -> dict[str, str]:
 
 @pytest.fixture
 def bot_app(bot_env):
-    from bot.app import build_app
     from bot.settings import load_settings
+    from bot.slack.app import build_app
 
     return build_app(load_settings())
 
 
 @pytest.fixture
 def bot_server(bot_app) -> Iterator:
-    from bot.server import BotServer
+    from bot.slack.server import BotServer
 
     with BotServer(bot_app) as server:
         yield server

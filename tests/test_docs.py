@@ -32,8 +32,8 @@ def test_every_slack_subcommand_has_help():
 
 
 def test_every_check_is_described():
-    import bot.checks
+    import bot.diagnosis.checks
 
-    for check in bot.checks.REGISTRY.values():
+    for check in bot.diagnosis.checks.REGISTRY.values():
         assert len(check.description) > 20, check.id
         assert f"`{check.id}`" in README

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from bot.checks.base import Check, CheckResult, Classification
+from bot.diagnosis.checks.base import Check, CheckResult, Classification
 from bot.sandbox import signing
-from bot.server import BotServer
+from bot.slack.server import BotServer
 
 ALNUM = string.ascii_letters + string.digits
 
@@ -78,7 +78,7 @@ def _aws_response(s: dict[str, str]) -> dict:
 
 async def _planting_check(ctx) -> CheckResult:
     s = PLANT["values"]
-    logging.getLogger("bot.checks.planted").warning(
+    logging.getLogger("bot.diagnosis.checks.planted").warning(
         "probe sent Authorization: Bearer %s and got %s", s["hokusai"], s["slack"]
     )
     return CheckResult.failed(
@@ -114,10 +114,10 @@ CHECKS = {
 def leak_bot(tmp_path_factory):
     import os
 
-    from bot.app import build_app
     from bot.sandbox import fakes
     from bot.sandbox.slack import SlackStandIn
     from bot.settings import load_settings
+    from bot.slack.app import build_app
     from tests.conftest import REPO
 
     tmp = tmp_path_factory.mktemp("leaks")

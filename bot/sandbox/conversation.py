@@ -19,7 +19,7 @@ from bot.sandbox import fakes, signing
 from bot.sandbox.environ import EnvironPatch
 from bot.sandbox.slack import DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_NAME, SlackStandIn
 from bot.sandbox.trackers import TrackerStandIn
-from bot.server import BotServer
+from bot.slack.server import BotServer
 
 ONCALL_USER = "U0ONCALL"
 ONCALL_NAME = "oncall"
@@ -71,16 +71,16 @@ class Conversation:
             env["LINEAR_API_URL"] = self.tracker.linear_url
             env["LINEAR_API_KEY"] = fakes.linear_api_key()
         self._environ.set(**env)
-        from bot.app import build_app
         from bot.settings import load_settings
+        from bot.slack.app import build_app
 
         self.server = BotServer(build_app(load_settings())).start()
         return self
 
     def restart_bot(self) -> None:
         """A new bot process, as after a deploy: same database, same Slack."""
-        from bot.app import build_app
         from bot.settings import load_settings
+        from bot.slack.app import build_app
 
         assert self.server is not None
         self.server.stop()

@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
-from bot.alb_logs import format_line
 from bot.config import EcsService, Environment
+from bot.diagnosis.alb_logs import format_line
 
 MLFLOW_IMAGE = "ghcr.io/mlflow/mlflow:v3.3.2"
 MLFLOW_PREVIOUS_IMAGE = "ghcr.io/mlflow/mlflow:v3.1.0"

@@ -11,7 +11,7 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-from bot.render import BOLD
+from bot.diagnosis.render import BOLD
 
 EMOJI = {
     ":white_check_mark:": "✅",

@@ -31,8 +31,8 @@ import boto3
 import httpx
 import yaml
 
-from bot.checks.routing import ListenerRule, Probe, evaluate, sort_rules
 from bot.config import Environment, HokusaiConfig, parse_config
+from bot.diagnosis.checks.routing import ListenerRule, Probe, evaluate, sort_rules
 from bot.sandbox import fakes
 from bot.sandbox.dns_server import DnsServer
 from bot.sandbox.environ import EnvironPatch

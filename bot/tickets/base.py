@@ -15,6 +15,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 import httpx
 
+from bot.errors import HokusaiError
+
 TrackerErrorKind = Literal["auth", "rate_limited", "timeout", "not_found", "unavailable", "invalid"]
 
 # Every tracker call is bounded: connecting, reading and the whole request.
@@ -33,7 +35,7 @@ class Ticket:
     provider: str
 
 
-class TrackerError(Exception):
+class TrackerError(HokusaiError):
     """A tracker call failed; ``kind`` says how, the message says it in one line."""
 
     def __init__(self, kind: TrackerErrorKind, message: str, *, provider: str = "") -> None:

@@ -15,7 +15,7 @@ from bot.sandbox.world import Sandbox
 # A sandbox in its own process, sharing the session's MLflow (its URL passed in).
 _CHILD = r"""
 import asyncio, json, sys
-from bot.runner import Runner
+from bot.diagnosis.runner import Runner
 from bot.sandbox.world import Sandbox
 
 class SharedMlflow:

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from bot.checks.base import HOP_TITLES
-from bot.render import terminal_report
-from bot.runner import Runner
+from bot.diagnosis.checks.base import HOP_TITLES
+from bot.diagnosis.render import terminal_report
+from bot.diagnosis.runner import Runner
 from bot.sandbox.conversation import Conversation
 from bot.sandbox.world import Sandbox, expected_first_failure
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.redact_cli import known_secrets_from_env, main
+from bot.cli.redact import known_secrets_from_env, main
 from tests.redaction import make_secret
 
 

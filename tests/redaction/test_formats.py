@@ -260,7 +260,7 @@ def test_real_looking_values_are_secrets(value: str) -> None:
 
 def test_every_rule_starts_with_its_keyword() -> None:
     """The speed contract: the engine's literal-prefix search does the keyword scan."""
-    from bot.redaction import _RULES
+    from bot.redaction.engine import _RULES
 
     for rule in _RULES:
         prefix = rule.keywords[0]

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.corpus import FORMATS, Identifiers, render_template
-from bot.redact_cli import main
+from bot.cli.redact import main
 from bot.redaction import Redactor
 
 REDACTOR = Redactor()

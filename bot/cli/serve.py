@@ -1,0 +1,91 @@
+"""``hokusai serve`` (HTTP mode under uvicorn) and ``hokusai socket`` (Socket Mode)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from typing import Any
+
+from bot.cli.common import EXIT_OK, UsageExit, app_or_exit, echo, settings_or_exit
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("serve", help="Run the bot in HTTP mode (POST /slack/events, GET /healthz).")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=_port, default=None, help="port (default $PORT or 3000)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("socket", help="Run the bot in Socket Mode (needs SLACK_APP_TOKEN).")
+    p.set_defaults(func=cmd_socket)
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
+
+
+def _can_listen(host: str, port: int) -> None:
+    """Fail with one line now rather than a uvicorn log line and exit 3 later."""
+    import socket
+
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise UsageExit(f"hokusai serve: cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def cmd_serve(args: argparse.Namespace, **_: Any) -> int:
+    from bot.slack.server import serve_forever
+
+    if args.port is None:
+        try:
+            port = _port(os.environ.get("PORT") or "3000")
+        except argparse.ArgumentTypeError as exc:
+            raise UsageExit(f"PORT is invalid: {exc}") from None
+    else:
+        port = args.port
+    _can_listen(args.host, port)
+    settings = settings_or_exit()
+    app = app_or_exit(settings)
+
+    def ready(bound: int) -> None:
+        echo(f"hokusai: listening on http://{args.host}:{bound}/slack/events")
+
+    try:
+        asyncio.run(serve_forever(app, args.host, port, ready))
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def cmd_socket(args: argparse.Namespace, **_: Any) -> int:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    settings = settings_or_exit()
+    try:
+        settings.require("slack_app_token")
+    except Exception as exc:
+        raise UsageExit(f"{exc} (Socket Mode needs an app-level token, xapp-...)") from None
+    app = app_or_exit(settings)
+
+    async def run() -> None:
+        from bot.slack.server import start_scheduler
+
+        handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        scheduler = start_scheduler(app)
+        echo("hokusai: connecting in Socket Mode")
+        try:
+            await handler.start_async()
+        finally:
+            await scheduler.stop()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""Diagnosis: the checks along the request path, the runner that schedules them, the report."""

@@ -1,0 +1,298 @@
+"""Rendering a diagnose run: Block Kit for Slack, plain lines for the terminal.
+
+Presentation lives here and on the status (emoji, symbol), never in the checks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bot.diagnosis.checks.base import (
+    CONTEXT_LAYERS,
+    HOP_LAYERS,
+    HOP_TITLES,
+    CheckOutcome,
+    Status,
+)
+
+# A path pattern with a wildcard (/api/mlflow/*): in mrkdwn its `*` would start bold text.
+_WILDCARD_PATH = re.compile(r"(?<![\w`:/<|])(/[\w.\-/{}]*[/.]\*[\w.\-/*{}?]*)")
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
+# *bold* as Slack reads it: the stars hug the words and stand at word boundaries.
+BOLD = re.compile(r"(?<![\w*/])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])")
+_EMOJI_CODE = re.compile(r"(?<!\S):[a-z0-9_+-]+:(?!\S)")
+
+
+def protect_wildcards(text: str) -> str:
+    """Put wildcard paths in code spans, outside existing code, so Slack shows them as typed."""
+    if "*" not in text:
+        return text
+    parts = _CODE.split(text)
+    for i in range(0, len(parts), 2):
+        parts[i] = _WILDCARD_PATH.sub(r"`\1`", parts[i])
+    return "".join(parts)
+
+
+def plain_text(mrkdwn: str) -> str:
+    """Slack mrkdwn as plain text for a tracker comment: no bold stars or emoji codes."""
+    text = BOLD.sub(r"\1", mrkdwn)
+    text = _EMOJI_CODE.sub("", text).replace("  ", " ")
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").strip()
+
+
+# Worst first: the status a layer shows is the worst of its checks'.
+_SEVERITY = sorted(Status, key=lambda s: s.rank)
+PENDING_EMOJI = ":hourglass_flowing_sand:"
+MAX_EVIDENCE_LINES = 12
+
+
+def layer_status(outcomes: Iterable[CheckOutcome], layer: str) -> Status | None:
+    statuses = {o.status for o in outcomes if o.layer == layer}
+    for status in _SEVERITY:
+        if status in statuses:
+            return status
+    return None
+
+
+def hop_chain(
+    outcomes: Sequence[CheckOutcome],
+    layers: Sequence[str],
+    *,
+    first_failure: CheckOutcome | None = None,
+    pending: Iterable[str] = (),
+    markdown: bool = True,
+) -> str:
+    """``DNS ✅ → Load balancer ✅ → *Listener rules* ❌ …`` for the layers in the run."""
+    pending = set(pending)
+    parts = []
+    for layer in layers:
+        status = layer_status(outcomes, layer)
+        if markdown:
+            mark = status.emoji if status else PENDING_EMOJI if layer in pending else ""
+        else:
+            mark = status.symbol if status else "…" if layer in pending else ""
+        title = HOP_TITLES[layer]
+        if first_failure is not None and first_failure.layer == layer:
+            title = f"*{title}*" if markdown else f"[{title}]"
+        parts.append(f"{title} {mark}".strip())
+    return " → ".join(parts)
+
+
+def _value(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _record(item: dict[str, Any]) -> str:
+    """One evidence record (a rule, a target, a request) as ``a · b · c``; ARNs left out of
+    the line (they stay in the stored evidence and the JSON report)."""
+    values = [
+        _value(v, 120)
+        for k, v in item.items()
+        if v not in (None, "", [], {}) and not (isinstance(v, str) and v.startswith("arn:"))
+    ]
+    return " · ".join(values)
+
+
+def evidence_lines(evidence: dict[str, Any], limit: int = MAX_EVIDENCE_LINES) -> list[str]:
+    """Evidence as ``key: value`` lines, the most useful first, cut to ``limit`` lines.
+
+    A list of records (listener rules, targets) becomes one indented line per record.
+    """
+    items: list[list[str]] = []  # one item per evidence key: a record list stays whole
+    for key, value in evidence.items():
+        if value in (None, "", [], {}):
+            continue
+        if isinstance(value, list) and value and all(isinstance(v, (str, int)) for v in value):
+            items.append([f"{key}: {', '.join(str(v) for v in value[:10])}"])
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            item = [f"{key}:", *(f"  - {_value(_record(v), 200)}" for v in value[:8])]
+            if len(value) > 8:
+                item.append(f"  - … and {len(value) - 8} more")
+            items.append(item)
+        else:
+            items.append([f"{key}: {_value(value)}"])
+    lines = [line for item in items[:limit] for line in item]
+    if len(items) > limit:
+        lines.append(f"({len(items) - limit} more evidence field(s) in the thread and the log)")
+    return lines
+
+
+def _layers_of(outcomes: Sequence[CheckOutcome], planned: Iterable[str] = ()) -> list[str]:
+    present = {o.layer for o in outcomes} | set(planned)
+    return [layer for layer in HOP_LAYERS if layer in present]
+
+
+def outcome_line(outcome: CheckOutcome, markdown: bool = True) -> str:
+    if markdown:
+        return f"{outcome.status.emoji} `{outcome.id}` {outcome.result.summary}"
+    return (
+        f"{outcome.status.symbol} {outcome.id:<38} {outcome.result.summary}"
+        f"  ({outcome.duration_ms} ms)"
+    )
+
+
+def progress_blocks(
+    env: str, target: str, done: Sequence[CheckOutcome], planned_layers: Sequence[str], total: int
+) -> tuple[str, list[dict[str, Any]]]:
+    """The message shown while checks run."""
+    finished_layers = {o.layer for o in done}
+    pending = [layer for layer in planned_layers if layer not in finished_layers]
+    chain = hop_chain(done, _layers_of(done, planned_layers), pending=pending)
+    text = f"Diagnosing {env} ({target}): {len(done)}/{total} checks done"
+    failing = [o for o in done if o.status.is_problem]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f":mag: *{text}*\n{chain}"}},
+    ]
+    if failing:
+        lines = "\n".join(outcome_line(o) for o in failing[:8])
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": lines}})
+    return text, blocks
+
+
+def report_blocks(
+    report: Any,
+    *,
+    target: str,
+    actions: list[dict[str, Any]] | None = None,
+    max_failures: int = 6,
+) -> tuple[str, list[dict[str, Any]], bool]:
+    """The final diagnose message.
+
+    Returns:
+        (fallback text, blocks, whether some detail did not fit and belongs in a thread).
+    """
+    outcomes: list[CheckOutcome] = list(report.outcomes)
+    first = report.first_failure
+    chain = hop_chain(outcomes, _layers_of(outcomes), first_failure=first)
+    headline = (
+        f":rotating_light: First failing hop: *{HOP_TITLES[first.layer]}*"
+        f" ({first.result.classification or 'unclassified'})"
+        if first
+        else ":white_check_mark: No hop of the request path fails"
+    )
+    counts = _counts(outcomes)
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": f"Diagnose: {report.env} — {target}"},
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"{headline}\n{chain}"}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Verdict:* {report.verdict}"}},
+    ]
+    hop_problems = [o for o in outcomes if o.layer in HOP_LAYERS and o.status.is_problem]
+    # The first failing hop leads with its evidence (what a responder acts on); the other
+    # problems follow one line each, in request-path order, their evidence in the thread.
+    if first is not None:
+        hop_problems.sort(key=lambda o: o is not first)
+    lead = hop_problems[:1]
+    for outcome in lead:
+        blocks.append(_outcome_section(outcome))
+    others = hop_problems[1:]
+    if others:
+        lines = [outcome_line(o) for o in others[:max_failures]]
+        if len(others) > max_failures:
+            lines.append(f"… and {len(others) - max_failures} more in the thread")
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "*Also failing:*\n" + "\n".join(lines)},
+            }
+        )
+    warnings = [o for o in outcomes if o.layer in HOP_LAYERS and o.status == Status.WARN]
+    context = [o for o in outcomes if o.layer in CONTEXT_LAYERS and o.status != Status.SKIPPED]
+    notes = [outcome_line(o) for o in warnings[:5]] + [outcome_line(o) for o in context[:5]]
+    if notes:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "*Also seen:*\n" + "\n".join(notes)},
+            }
+        )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": f"{counts} · {len(outcomes)} checks in {report.duration_ms} ms · "
+                    "read-only",
+                }
+            ],
+        }
+    )
+    if actions:
+        blocks.append({"type": "actions", "elements": actions})
+    overflow = bool(others) or len(warnings) > 5 or len(context) > 5
+    fallback = f"Diagnose {report.env}: {report.verdict}"
+    return fallback, blocks, overflow
+
+
+def _outcome_section(outcome: CheckOutcome) -> dict[str, Any]:
+    result = outcome.result
+    lines = [outcome_line(outcome)]
+    if result.hint:
+        lines.append(f"_Next:_ {result.hint}")
+    evidence = evidence_lines(result.evidence, limit=8)
+    if evidence:
+        lines.append("```" + "\n".join(evidence) + "```")
+    return {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
+
+
+def _counts(outcomes: Sequence[CheckOutcome]) -> str:
+    parts = []
+    for status in [s for s in _SEVERITY if s is not Status.SKIPPED]:
+        n = sum(1 for o in outcomes if o.status == status)
+        if n:
+            parts.append(f"{n} {status}")
+    return ", ".join(parts) or "no checks"
+
+
+def detail_text(outcomes: Sequence[CheckOutcome]) -> str:
+    """Every check with its evidence, for the thread under the report."""
+    sections = []
+    for outcome in outcomes:
+        lines = [outcome_line(outcome)]
+        if outcome.result.hint:
+            lines.append(f"_Next:_ {outcome.result.hint}")
+        evidence = evidence_lines(outcome.result.evidence, limit=6)
+        if evidence:
+            lines.append("```" + "\n".join(evidence) + "```")
+        sections.append("\n".join(lines))
+    return "\n".join(sections)
+
+
+def detail_chunks(outcomes: Sequence[CheckOutcome], limit: int = 3500) -> list[str]:
+    """``detail_text`` cut into messages that fit Slack's comfortable size."""
+    chunks, current = [], ""
+    for outcome in outcomes:
+        piece = detail_text([outcome])
+        if current and len(current) + len(piece) + 1 > limit:
+            chunks.append(current)
+            current = ""
+        current = f"{current}\n{piece}" if current else piece
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def terminal_report(report: Any, *, color: bool = False) -> str:
+    """The final view on the command line."""
+    outcomes = list(report.outcomes)
+    first = report.first_failure
+    lines = [
+        f"hokusai diagnose {report.env}: {len(outcomes)} checks in {report.duration_ms} ms",
+        hop_chain(outcomes, _layers_of(outcomes), first_failure=first, markdown=False),
+        "",
+    ]
+    for outcome in outcomes:
+        lines.append(outcome_line(outcome, markdown=False))
+        if outcome.status.is_problem:
+            if outcome.result.hint:
+                lines.append(f"    next: {outcome.result.hint}")
+            lines += [f"    {line}" for line in evidence_lines(outcome.result.evidence, 8)]
+    lines += ["", f"Verdict: {report.verdict}"]
+    return "\n".join(lines)

@@ -1,0 +1,1084 @@
+"""The incident log: incidents, diagnose runs, findings, timeline, tickets, runbook sessions.
+
+SQLite through sqlite-utils, in WAL mode, one ``Database`` per unit of work (a Database refuses
+use from another thread than the one that opened it). Every row written goes through
+``IncidentStore._write``, which redacts it first; no other module writes the log.
+
+Example::
+
+    store = IncidentStore("hokusai.db")
+    incident = store.declare_incident("Registry 404s", severity=1, channel_id="C1",
+                                      commander="U1")
+    run_id = store.record_run(report, incident_id=incident.id, channel="C1", requested_by="U1")
+    with store.session():          # several calls on one connection
+        findings = store.findings(incident.id)
+        tickets = store.tickets(incident.id)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlite_utils import Database
+
+from bot.diagnosis.checks.base import PROBLEM_STATUSES
+from bot.errors import HokusaiError
+from bot.incident.migrations import apply_migrations
+
+STATUSES: tuple[str, ...] = ("investigating", "identified", "monitoring", "resolved")
+OPEN_STATUSES: tuple[str, ...] = STATUSES[:-1]
+FAILING_STATUSES: tuple[str, ...] = tuple(s.value for s in PROBLEM_STATUSES)
+SEVERITIES: tuple[int, ...] = (1, 2, 3, 4)
+_JSON_COLUMNS = {"evidence", "check_ids", "state", "scopes"}
+_T = TypeVar("_T")
+# Files this process has already brought up to date (``Services.store()`` builds many stores).
+_MIGRATED: set[str] = set()
+
+
+class StoreError(HokusaiError):
+    """The incident log could not be read or written; the message is one line for a person."""
+
+
+class UnknownIncident(StoreError):
+    """No incident has this id."""
+
+
+class IncidentExists(StoreError):
+    """The channel already has an open incident (``.incident``)."""
+
+    def __init__(self, incident: Incident) -> None:
+        super().__init__(
+            f"#{incident.id} “{incident.title}” is already open in this channel "
+            f"(status {incident.status})"
+        )
+        self.incident = incident
+
+
+class InvalidTransition(StoreError):
+    """The status change is not allowed (unknown status, same status, or already resolved)."""
+
+
+class StaleSession(StoreError):
+    """A runbook session changed since it was read (optimistic lock lost)."""
+
+
+def to_ts(when: datetime) -> str:
+    """A fixed-width, sortable UTC timestamp: ``2026-01-31T12:00:00.000000Z``."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_ts(value: str | None) -> datetime | None:
+    """Parse a timestamp written by :func:`to_ts` (or any ISO 8601 string)."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or datetime.now(UTC)
+
+
+def _started_at(value: Any, now: datetime | None) -> str:
+    if isinstance(value, datetime):
+        return to_ts(value)
+    parsed = from_ts(str(value)) if value else None
+    return to_ts(parsed or _now(now))
+
+
+def _hints(report: Any) -> dict[str, str]:
+    """Hints by check id from a report's outcomes (its ``to_json()`` leaves them out)."""
+    hints = {}
+    for outcome in getattr(report, "outcomes", None) or []:
+        hint = getattr(getattr(outcome, "result", None), "hint", None)
+        if hint:
+            hints[outcome.id] = hint
+    return hints
+
+
+def _loads(value: str | None, default: Any) -> Any:
+    if value is None or value == "":
+        return default
+    try:
+        return json.loads(value)
+    except ValueError:
+        # Redaction of an odd secret inside JSON text can leave it unparsable; keep the text.
+        return {"raw": value} if isinstance(default, dict) else default
+
+
+def _default_scrub(value: Any) -> Any:
+    """Redact through ``bot.outbound.scrub`` when the framework has it, else the redactor."""
+    try:
+        from bot.outbound import scrub  # type: ignore[attr-defined]
+    except ImportError:
+        from bot.redaction import default_redactor
+
+        return default_redactor().redact(value)
+    return scrub(value)
+
+
+def _from_row(cls: type[_T], row: dict[str, Any]) -> _T:
+    """A row as its dataclass, converting by the field's declared type: timestamps to
+    datetimes, JSON columns to lists and dicts, integers to bools, NULL text to ""."""
+    values: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in row:
+            continue
+        value, kind = row[f.name], str(f.type)
+        if kind.startswith("datetime"):
+            value = from_ts(value)
+        elif kind.startswith("list"):
+            value = _loads(value, [])
+        elif kind.startswith("dict"):
+            value = _loads(value, {})
+        elif kind == "bool":
+            value = bool(value)
+        elif kind == "str" and value is None:
+            value = ""
+        values[f.name] = value
+    return cls(**values)
+
+
+class _FromRow:
+    """``Cls.from_row(row)`` for the store's row dataclasses."""
+
+    @classmethod
+    def from_row(cls: type[_T], row: dict[str, Any]) -> _T:
+        return _from_row(cls, row)
+
+
+@dataclass(frozen=True)
+class Incident(_FromRow):
+    """One incident row."""
+
+    id: int
+    title: str
+    severity: int
+    status: str
+    channel_id: str
+    origin_channel_id: str | None
+    commander: str | None
+    started_at: datetime
+    resolved_at: datetime | None = None
+    last_summary_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status != "resolved"
+
+    def duration(self, now: datetime) -> timedelta:
+        return (self.resolved_at or now) - self.started_at
+
+
+@dataclass(frozen=True)
+class DiagnoseRun(_FromRow):
+    """One recorded ``/hokusai diagnose`` run."""
+
+    id: int
+    incident_id: int | None
+    channel: str | None
+    env: str | None
+    scopes: list[str]
+    started_at: datetime
+    duration_ms: int | None
+    first_failure_id: str | None
+    first_failure_layer: str | None
+    classification: str | None
+    verdict: str | None
+    requested_by: str | None
+
+
+@dataclass(frozen=True)
+class Finding(_FromRow):
+    """One check outcome recorded in a run."""
+
+    id: int
+    run_id: int
+    incident_id: int | None
+    at: datetime
+    check_id: str
+    layer: str
+    status: str
+    classification: str | None
+    summary: str
+    evidence: dict[str, Any]
+    hint: str | None
+    duration_ms: int | None
+
+    @property
+    def failing(self) -> bool:
+        return self.status in FAILING_STATUSES
+
+
+@dataclass(frozen=True)
+class TimelineEntry(_FromRow):
+    """Who did or saw what, when."""
+
+    id: int
+    incident_id: int
+    at: datetime
+    actor: str | None
+    kind: str
+    text: str
+    ref: str | None
+
+
+@dataclass(frozen=True)
+class TicketLink(_FromRow):
+    """A tracker ticket tied to an incident and to the checks failing when it was linked."""
+
+    incident_id: int
+    provider: str
+    key: str
+    title: str | None
+    url: str | None
+    status: str | None
+    done: bool
+    linked_at: datetime
+    linked_by: str | None
+    check_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunbookSession(_FromRow):
+    """A runbook being walked in a channel; ``version`` guards concurrent button presses."""
+
+    id: int
+    incident_id: int | None
+    runbook_id: str
+    channel: str | None
+    message_ts: str | None
+    state: dict[str, Any]
+    version: int
+    started_at: datetime
+    updated_at: datetime
+    updated_by: str | None
+
+
+@dataclass(frozen=True)
+class CheckState:
+    """The latest finding of one check, as aggregated by SQL for summaries."""
+
+    check_id: str
+    layer: str
+    status: str
+    classification: str | None
+    summary: str
+    hint: str | None
+    run_id: int
+    at: datetime
+
+    @property
+    def failing(self) -> bool:
+        return self.status in FAILING_STATUSES
+
+
+def _store_error(exc: sqlite3.Error) -> StoreError:
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        message = "the incident log is busy (database is locked); try again in a moment"
+    elif "full" in text:
+        message = "the incident log is full (disk or size limit reached); nothing new was saved"
+    elif "disk i/o" in text or "readonly" in text or "read-only" in text:
+        message = f"the incident log cannot be written ({exc}); nothing new was saved"
+    elif "unable to open" in text:
+        message = "the incident log cannot be opened (check HOKUSAI_DB and its directory)"
+    else:
+        message = f"the incident log failed: {exc}"
+    return StoreError(message)
+
+
+class IncidentStore:
+    """The incident log on one SQLite file. Cheap to build; safe to share across threads.
+
+    Args:
+        path: the database file (``HOKUSAI_DB``).
+        busy_timeout: seconds a write waits for another writer before ``StoreError``.
+        scrub: the redaction applied to every written value (default: outbound's scrub).
+        on_connect: called with each new ``sqlite3.Connection`` (tests set PRAGMAs here).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 5.0,
+        scrub: Callable[[Any], Any] | None = None,
+        on_connect: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.busy_timeout = busy_timeout
+        self._scrub = scrub or _default_scrub
+        self._on_connect = on_connect
+        self._local = threading.local()
+        key = str(self.path.resolve())
+        if key in _MIGRATED and self.path.exists():
+            return
+        with self._db() as db:
+            if next(db.query("PRAGMA journal_mode"))["journal_mode"] != "wal":
+                db.enable_wal()
+            apply_migrations(db)
+        _MIGRATED.add(key)
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> Database:
+        conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if self._on_connect:
+            self._on_connect(conn)
+        return Database(conn, execute_plugins=False)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[IncidentStore]:
+        """Run several calls on one connection (one unit of work, this thread only)."""
+        if getattr(self._local, "db", None) is not None:
+            yield self
+            return
+        try:
+            db = self._connect()
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from None
+        self._local.db = db
+        try:
+            yield self
+        finally:
+            self._local.db = None
+            db.close()
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[Database]:
+        current = getattr(self._local, "db", None)
+        try:
+            if current is not None:
+                yield current
+                return
+            db = self._connect()
+            try:
+                yield db
+            finally:
+                db.close()
+        except sqlite3.IntegrityError:
+            # Constraint violations are decisions (duplicate key, open incident): callers map them.
+            raise
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from None
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Database]:
+        """A write transaction taken up front, so check-then-write cannot race another process."""
+        with self._db() as db:
+            if db.conn.in_transaction:
+                with db.atomic():
+                    yield db
+                return
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                db.rollback()
+                raise
+
+    def _write(self, db: Database, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        """The one place the store writes: every parameter is redacted first."""
+        clean = [self._scrub(value) if isinstance(value, str) else value for value in params]
+        return db.execute(sql, clean)
+
+    def _insert(self, db: Database, table: str, row: dict[str, Any]) -> int:
+        row = {
+            k: json.dumps(self._scrub(v), default=str) if k in _JSON_COLUMNS else v
+            for k, v in row.items()
+        }
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        cursor = self._write(
+            db, f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values())
+        )
+        return int(cursor.lastrowid or 0)
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._db() as db:
+            return list(db.query(sql, list(params)))
+
+    # -- incidents ---------------------------------------------------------------------------
+
+    def declare_incident(
+        self,
+        title: str,
+        *,
+        channel_id: str,
+        commander: str | None,
+        severity: int = 3,
+        origin_channel_id: str | None = None,
+        now: datetime | None = None,
+    ) -> Incident:
+        """Open an incident in ``channel_id``.
+
+        Raises:
+            IncidentExists: the channel already has an open incident.
+            StoreError: bad severity, or the log cannot be written.
+        """
+        if severity not in SEVERITIES:
+            raise StoreError(f"severity must be 1..4, not {severity}")
+        title = " ".join(title.split())
+        if not title:
+            raise StoreError("an incident needs a title")
+        at = to_ts(_now(now))
+        try:
+            with self._transaction() as db:
+                existing = self._open_in(db, channel_id)
+                if existing:
+                    raise IncidentExists(existing)
+                incident_id = self._insert(
+                    db,
+                    "incidents",
+                    {
+                        "title": title,
+                        "severity": severity,
+                        "status": "investigating",
+                        "channel_id": channel_id,
+                        "origin_channel_id": origin_channel_id or channel_id,
+                        "commander": commander,
+                        "started_at": at,
+                    },
+                )
+                self._insert(
+                    db,
+                    "timeline",
+                    {
+                        "incident_id": incident_id,
+                        "at": at,
+                        "actor": commander,
+                        "kind": "declared",
+                        "text": f"Declared SEV{severity}: {title}",
+                    },
+                )
+        except sqlite3.IntegrityError:
+            # Another process won the race for this channel between our check and insert.
+            existing = self.open_incident_for_channel(channel_id)
+            if existing:
+                raise IncidentExists(existing) from None
+            raise
+        return self.incident(incident_id)
+
+    def _open_in(self, db: Database, channel_id: str) -> Incident | None:
+        rows = list(
+            db.query(
+                "SELECT * FROM incidents WHERE channel_id = ? AND status != 'resolved' "
+                "ORDER BY id DESC LIMIT 1",
+                [channel_id],
+            )
+        )
+        return Incident.from_row(rows[0]) if rows else None
+
+    def incident(self, incident_id: int) -> Incident:
+        """The incident with this id; ``UnknownIncident`` if there is none."""
+        rows = self._rows("SELECT * FROM incidents WHERE id = ?", [incident_id])
+        if not rows:
+            raise UnknownIncident(f"no incident #{incident_id}")
+        return Incident.from_row(rows[0])
+
+    def open_incident_for_channel(self, channel_id: str) -> Incident | None:
+        """The open incident whose channel is ``channel_id``, if any."""
+        with self._db() as db:
+            return self._open_in(db, channel_id)
+
+    def incident_for_channel(self, channel_id: str) -> Incident | None:
+        """The open incident of the channel, else the latest resolved one there."""
+        rows = self._rows(
+            "SELECT * FROM incidents WHERE channel_id = ? "
+            "ORDER BY status = 'resolved', id DESC LIMIT 1",
+            [channel_id],
+        )
+        return Incident.from_row(rows[0]) if rows else None
+
+    def list_incidents(self, *, open_only: bool = False, limit: int = 50) -> list[Incident]:
+        """Incidents, newest first."""
+        where = "WHERE status != 'resolved'" if open_only else ""
+        rows = self._rows(f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT ?", [limit])
+        return [Incident.from_row(r) for r in rows]
+
+    def open_incidents(self) -> list[Incident]:
+        return self.list_incidents(open_only=True, limit=1000)
+
+    def set_status(
+        self, incident_id: int, status: str, *, actor: str | None, now: datetime | None = None
+    ) -> Incident:
+        """Move an incident to ``status`` and note it on the timeline.
+
+        Any open status may move to any other; a resolved incident stays resolved.
+
+        Raises:
+            InvalidTransition: unknown status, unchanged status, or the incident is resolved.
+        """
+        status = status.lower()
+        if status not in STATUSES:
+            raise InvalidTransition(f"unknown status {status!r}; use one of {', '.join(STATUSES)}")
+        at = to_ts(_now(now))
+        with self._transaction() as db:
+            rows = list(db.query("SELECT * FROM incidents WHERE id = ?", [incident_id]))
+            if not rows:
+                raise UnknownIncident(f"no incident #{incident_id}")
+            current = rows[0]["status"]
+            if current == "resolved":
+                raise InvalidTransition(f"incident #{incident_id} is already resolved")
+            if current == status:
+                raise InvalidTransition(f"incident #{incident_id} is already {status}")
+            self._write(
+                db,
+                "UPDATE incidents SET status = ?, resolved_at = ? WHERE id = ?",
+                [status, at if status == "resolved" else None, incident_id],
+            )
+            self._insert(
+                db,
+                "timeline",
+                {
+                    "incident_id": incident_id,
+                    "at": at,
+                    "actor": actor,
+                    "kind": "resolved" if status == "resolved" else "status",
+                    "text": f"Status {current} → {status}",
+                    "ref": current,
+                },
+            )
+        return self.incident(incident_id)
+
+    def resolve(
+        self, incident_id: int, *, actor: str | None, now: datetime | None = None
+    ) -> Incident:
+        """Mark the incident resolved (``set_status(..., "resolved")``)."""
+        return self.set_status(incident_id, "resolved", actor=actor, now=now)
+
+    def mark_summary_posted(self, incident_id: int, at: datetime) -> None:
+        """Remember when the last summary went out; "what changed" counts from here."""
+        with self._db() as db:
+            self._write(
+                db,
+                "UPDATE incidents SET last_summary_at = ? WHERE id = ?",
+                [to_ts(at), incident_id],
+            )
+
+    # -- timeline ----------------------------------------------------------------------------
+
+    def add_timeline(
+        self,
+        incident_id: int,
+        kind: str,
+        text: str,
+        *,
+        actor: str | None = None,
+        ref: str | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Append an entry (kinds: note, status, diagnose, ticket, verify, runbook, summary...)."""
+        with self._db() as db:
+            if not list(db.query("SELECT 1 FROM incidents WHERE id = ?", [incident_id])):
+                raise UnknownIncident(f"no incident #{incident_id}")
+            return self._insert(
+                db,
+                "timeline",
+                {
+                    "incident_id": incident_id,
+                    "at": to_ts(_now(now)),
+                    "actor": actor,
+                    "kind": kind,
+                    "text": text,
+                    "ref": ref,
+                },
+            )
+
+    def add_note(
+        self, incident_id: int, text: str, *, actor: str | None, now: datetime | None = None
+    ) -> int:
+        """Add a person's note to the timeline."""
+        if not text.strip():
+            raise StoreError("a note needs some text")
+        return self.add_timeline(incident_id, "note", text.strip(), actor=actor, now=now)
+
+    def timeline(self, incident_id: int, *, since: datetime | None = None) -> list[TimelineEntry]:
+        """Timeline entries in order."""
+        rows = self._rows(
+            "SELECT * FROM timeline WHERE incident_id = ? AND at > ? ORDER BY at, id",
+            [incident_id, to_ts(since) if since else ""],
+        )
+        return [TimelineEntry.from_row(r) for r in rows]
+
+    # -- diagnose runs and findings ----------------------------------------------------------
+
+    def record_run(
+        self,
+        report: Any,
+        *,
+        incident_id: int | None = None,
+        channel: str | None = None,
+        requested_by: str | None = None,
+        request_key: str | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Store a diagnose report (``to_json()`` or its dict) and its findings atomically.
+
+        A ``request_key`` seen before returns the run already recorded for it, so a Slack
+        retry never records the findings twice.
+        """
+        data = report.to_json() if hasattr(report, "to_json") else dict(report)
+        hints = _hints(report)
+        recorded = to_ts(_now(now))
+        first = data.get("first_failure") or {}
+        checks = data.get("checks") or []
+        started = _started_at(data.get("started_at"), now)
+        if request_key:
+            existing = self._rows(
+                "SELECT id FROM diagnose_runs WHERE request_key = ?", [request_key]
+            )
+            if existing:
+                return int(existing[0]["id"])
+        try:
+            with self._transaction() as db:
+                run_id = self._insert(
+                    db,
+                    "diagnose_runs",
+                    {
+                        "incident_id": incident_id,
+                        "channel": channel,
+                        "env": data.get("env"),
+                        "scopes": list(data.get("scopes") or []),
+                        "started_at": started,
+                        "duration_ms": data.get("duration_ms"),
+                        "first_failure_id": first.get("id"),
+                        "first_failure_layer": first.get("layer"),
+                        "classification": first.get("classification"),
+                        "verdict": data.get("verdict"),
+                        "requested_by": requested_by,
+                        "request_key": request_key,
+                        "recorded_at": recorded,
+                    },
+                )
+                for check in checks:
+                    self._insert(
+                        db,
+                        "findings",
+                        {
+                            "run_id": run_id,
+                            "incident_id": incident_id,
+                            "at": recorded,
+                            "check_id": check.get("id"),
+                            "layer": check.get("layer"),
+                            "status": str(check.get("status")),
+                            "classification": check.get("classification"),
+                            "summary": check.get("summary"),
+                            "evidence": check.get("evidence") or {},
+                            "hint": check.get("hint") or hints.get(check.get("id")),
+                            "duration_ms": check.get("duration_ms"),
+                        },
+                    )
+                if incident_id is not None:
+                    where = (
+                        f"first failing hop {first.get('layer')} ({first.get('id')}, "
+                        f"{first.get('classification') or 'unclassified'})"
+                        if first
+                        else "no failing hop"
+                    )
+                    self._insert(
+                        db,
+                        "timeline",
+                        {
+                            "incident_id": incident_id,
+                            "at": recorded,
+                            "actor": requested_by,
+                            "kind": "diagnose",
+                            "text": f"Diagnose: {len(checks)} checks, {where}. "
+                            f"{data.get('verdict') or ''}".strip(),
+                            "ref": f"run:{run_id}",
+                        },
+                    )
+        except sqlite3.IntegrityError:
+            if request_key:
+                rows = self._rows(
+                    "SELECT id FROM diagnose_runs WHERE request_key = ?", [request_key]
+                )
+                if rows:
+                    return int(rows[0]["id"])
+            raise
+        return run_id
+
+    def run(self, run_id: int) -> DiagnoseRun:
+        rows = self._rows("SELECT * FROM diagnose_runs WHERE id = ?", [run_id])
+        if not rows:
+            raise StoreError(f"no diagnose run {run_id}")
+        return DiagnoseRun.from_row(rows[0])
+
+    def runs(self, incident_id: int | None = None, *, limit: int = 10) -> list[DiagnoseRun]:
+        """Recent runs, newest first: of one incident, or across the log."""
+        if incident_id is None:
+            rows = self._rows("SELECT * FROM diagnose_runs ORDER BY id DESC LIMIT ?", [limit])
+        else:
+            rows = self._rows(
+                "SELECT * FROM diagnose_runs WHERE incident_id = ? ORDER BY id DESC LIMIT ?",
+                [incident_id, limit],
+            )
+        return [DiagnoseRun.from_row(r) for r in rows]
+
+    def latest_run(self, incident_id: int) -> DiagnoseRun | None:
+        runs = self.runs(incident_id, limit=1)
+        return runs[0] if runs else None
+
+    def attach_run(self, run_id: int, incident_id: int) -> None:
+        """Tie a run recorded outside an incident (and its findings) to one declared later."""
+        with self._transaction() as db:
+            self._write(
+                db,
+                "UPDATE diagnose_runs SET incident_id = ? WHERE id = ? AND incident_id IS NULL",
+                [incident_id, run_id],
+            )
+            self._write(
+                db,
+                "UPDATE findings SET incident_id = ? WHERE run_id = ? AND incident_id IS NULL",
+                [incident_id, run_id],
+            )
+
+    def findings(
+        self,
+        incident_id: int,
+        *,
+        latest_only: bool = True,
+        run_id: int | None = None,
+        failing_only: bool = False,
+    ) -> list[Finding]:
+        """Findings of an incident; by default only each check's latest, in path order."""
+        failing = (
+            f"AND f.status IN ({', '.join(repr(s) for s in FAILING_STATUSES)})"
+            if failing_only
+            else ""
+        )
+        if run_id is not None:
+            sql = f"SELECT f.* FROM findings f WHERE f.run_id = ? {failing} ORDER BY f.id"
+            params: list[Any] = [run_id]
+        elif latest_only:
+            sql = f"{_LATEST} WHERE 1 = 1 {failing} ORDER BY f.run_id, f.id"
+            params = [incident_id, _NO_CUTOFF, incident_id]
+        else:
+            sql = f"SELECT f.* FROM findings f WHERE f.incident_id = ? {failing} ORDER BY f.id"
+            params = [incident_id]
+        return [Finding.from_row(r) for r in self._rows(sql, params)]
+
+    def check_states(self, incident_id: int, *, as_of: datetime | None = None) -> list[CheckState]:
+        """Each check's latest state (optionally as it stood at ``as_of``), aggregated in SQL."""
+        cutoff = _NO_CUTOFF
+        if as_of is not None:
+            rows = self._rows(
+                "SELECT MAX(id) AS run_id FROM diagnose_runs"
+                " WHERE incident_id = ? AND recorded_at <= ?",
+                [incident_id, to_ts(as_of)],
+            )
+            cutoff = rows[0]["run_id"] or 0
+        rows = self._rows(f"{_LATEST} ORDER BY f.run_id, f.id", [incident_id, cutoff, incident_id])
+        return [
+            CheckState(
+                check_id=r["check_id"],
+                layer=r["layer"],
+                status=r["status"],
+                classification=r["classification"],
+                summary=r["summary"] or "",
+                hint=r["hint"],
+                run_id=r["run_id"],
+                at=from_ts(r["at"]),  # type: ignore[arg-type]
+            )
+            for r in rows
+        ]
+
+    def finding_counts(self, incident_id: int) -> dict[str, int]:
+        """How many findings of each status across every run of the incident."""
+        rows = self._rows(
+            "SELECT status, COUNT(*) AS n FROM findings WHERE incident_id = ? GROUP BY status",
+            [incident_id],
+        )
+        return {r["status"]: r["n"] for r in rows}
+
+    def run_count(self, incident_id: int) -> int:
+        rows = self._rows(
+            "SELECT COUNT(*) AS n FROM diagnose_runs WHERE incident_id = ?", [incident_id]
+        )
+        return int(rows[0]["n"])
+
+    # -- tickets -----------------------------------------------------------------------------
+
+    def link_ticket(
+        self,
+        incident_id: int,
+        *,
+        provider: str,
+        key: str,
+        title: str | None = None,
+        url: str | None = None,
+        status: str | None = None,
+        done: bool = False,
+        check_ids: Sequence[str] | None = None,
+        actor: str | None = None,
+        now: datetime | None = None,
+    ) -> TicketLink:
+        """Tie a ticket to the incident and to the checks failing now (unless given).
+
+        Linking the same ticket again refreshes its title, url and state but keeps the checks
+        it was first linked with.
+        """
+        at = to_ts(_now(now))
+        if check_ids is None:
+            check_ids = [s.check_id for s in self.check_states(incident_id) if s.failing]
+        with self._transaction() as db:
+            if not list(db.query("SELECT 1 FROM incidents WHERE id = ?", [incident_id])):
+                raise UnknownIncident(f"no incident #{incident_id}")
+            existing = list(
+                db.query(
+                    "SELECT 1 FROM ticket_links WHERE incident_id = ? AND provider = ? AND key = ?",
+                    [incident_id, provider, key],
+                )
+            )
+            if existing:
+                self._write(
+                    db,
+                    "UPDATE ticket_links SET title = coalesce(?, title), url = coalesce(?, url),"
+                    " status = coalesce(?, status), done = ?"
+                    " WHERE incident_id = ? AND provider = ? AND key = ?",
+                    [title, url, status, int(done), incident_id, provider, key],
+                )
+            else:
+                self._insert(
+                    db,
+                    "ticket_links",
+                    {
+                        "incident_id": incident_id,
+                        "provider": provider,
+                        "key": key,
+                        "title": title,
+                        "url": url,
+                        "status": status,
+                        "done": int(done),
+                        "linked_at": at,
+                        "linked_by": actor,
+                        "check_ids": list(check_ids),
+                    },
+                )
+                checks = ", ".join(check_ids) if check_ids else "no failing checks"
+                self._insert(
+                    db,
+                    "timeline",
+                    {
+                        "incident_id": incident_id,
+                        "at": at,
+                        "actor": actor,
+                        "kind": "ticket",
+                        "text": f"Linked {provider} ticket {key}"
+                        + (f" “{title}”" if title else "")
+                        + f" (checks: {checks})",
+                        "ref": key,
+                    },
+                )
+        return self.ticket(incident_id, provider, key)
+
+    def ticket(self, incident_id: int, provider: str, key: str) -> TicketLink:
+        rows = self._rows(
+            "SELECT * FROM ticket_links WHERE incident_id = ? AND provider = ? AND key = ?",
+            [incident_id, provider, key],
+        )
+        if not rows:
+            raise StoreError(f"ticket {key} is not linked to incident #{incident_id}")
+        return TicketLink.from_row(rows[0])
+
+    def tickets(self, incident_id: int) -> list[TicketLink]:
+        """Linked tickets in the order they were linked."""
+        rows = self._rows(
+            "SELECT * FROM ticket_links WHERE incident_id = ? ORDER BY linked_at, key",
+            [incident_id],
+        )
+        return [TicketLink.from_row(r) for r in rows]
+
+    def update_ticket_state(
+        self, incident_id: int, provider: str, key: str, *, status: str | None, done: bool
+    ) -> None:
+        """Record the state the tracker last reported for a linked ticket."""
+        with self._db() as db:
+            self._write(
+                db,
+                "UPDATE ticket_links SET status = ?, done = ?"
+                " WHERE incident_id = ? AND provider = ? AND key = ?",
+                [status, int(done), incident_id, provider, key],
+            )
+
+    # -- runbook sessions --------------------------------------------------------------------
+
+    def start_runbook_session(
+        self,
+        runbook_id: str,
+        *,
+        incident_id: int | None,
+        channel: str | None,
+        state: dict[str, Any],
+        actor: str | None,
+        message_ts: str | None = None,
+        now: datetime | None = None,
+    ) -> RunbookSession:
+        """Record a runbook started in a channel (version 1)."""
+        at = to_ts(_now(now))
+        with self._transaction() as db:
+            session_id = self._insert(
+                db,
+                "runbook_sessions",
+                {
+                    "incident_id": incident_id,
+                    "runbook_id": runbook_id,
+                    "channel": channel,
+                    "message_ts": message_ts,
+                    "state": state,
+                    "version": 1,
+                    "started_at": at,
+                    "updated_at": at,
+                    "updated_by": actor,
+                },
+            )
+            if incident_id is not None:
+                self._insert(
+                    db,
+                    "timeline",
+                    {
+                        "incident_id": incident_id,
+                        "at": at,
+                        "actor": actor,
+                        "kind": "runbook",
+                        "text": f"Started runbook {runbook_id}",
+                        "ref": f"runbook:{session_id}",
+                    },
+                )
+        return self.runbook_session(session_id)
+
+    def runbook_session(self, session_id: int) -> RunbookSession:
+        rows = self._rows("SELECT * FROM runbook_sessions WHERE id = ?", [session_id])
+        if not rows:
+            raise StoreError(f"no runbook session {session_id}")
+        return RunbookSession.from_row(rows[0])
+
+    def runbook_sessions(self, incident_id: int) -> list[RunbookSession]:
+        rows = self._rows(
+            "SELECT * FROM runbook_sessions WHERE incident_id = ? ORDER BY id", [incident_id]
+        )
+        return [RunbookSession.from_row(r) for r in rows]
+
+    def update_runbook_session(
+        self,
+        session_id: int,
+        *,
+        state: dict[str, Any],
+        expected_version: int,
+        actor: str | None,
+        message_ts: str | None = None,
+        now: datetime | None = None,
+    ) -> RunbookSession:
+        """Save new state if nobody saved since ``expected_version``; else ``StaleSession``."""
+        with self._db() as db:
+            cursor = self._write(
+                db,
+                "UPDATE runbook_sessions SET state = ?, version = version + 1, updated_at = ?,"
+                " updated_by = ?, message_ts = coalesce(?, message_ts)"
+                " WHERE id = ? AND version = ?",
+                [
+                    json.dumps(self._scrub(state), default=str),
+                    to_ts(_now(now)),
+                    actor,
+                    message_ts,
+                    session_id,
+                    expected_version,
+                ],
+            )
+        if cursor.rowcount != 1:
+            raise StaleSession(
+                f"runbook session {session_id} changed since version {expected_version}"
+            )
+        return self.runbook_session(session_id)
+
+    # -- dedupe and leases -------------------------------------------------------------------
+
+    def claim_request(self, key: str, *, now: datetime | None = None) -> bool:
+        """True if this process is the first to handle ``key`` (a Slack request or event id)."""
+        with self._db() as db:
+            cursor = self._write(
+                db,
+                "INSERT OR IGNORE INTO handled_requests (key, at) VALUES (?, ?)",
+                [key, to_ts(_now(now))],
+            )
+        return cursor.rowcount == 1
+
+    def try_lease(
+        self,
+        name: str,
+        holder: str,
+        ttl: float,
+        *,
+        incident_id: int | None = None,
+        now: datetime | None = None,
+    ) -> bool:
+        """Take or renew the lease ``name`` for ``ttl`` seconds; False if another holds it.
+
+        One statement, so two processes asking at once cannot both win.
+        """
+        at = _now(now)
+        expires = to_ts(at + timedelta(seconds=ttl))
+        with self._db() as db:
+            cursor = self._write(
+                db,
+                "INSERT INTO summary_leases (name, incident_id, holder, expires_at)"
+                " VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET holder = excluded.holder,"
+                " expires_at = excluded.expires_at, incident_id = excluded.incident_id"
+                " WHERE summary_leases.expires_at <= ? OR summary_leases.holder = excluded.holder",
+                [name, incident_id, holder, expires, to_ts(at)],
+            )
+        return cursor.rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up early (only if ``holder`` still holds it)."""
+        with self._db() as db:
+            self._write(
+                db, "DELETE FROM summary_leases WHERE name = ? AND holder = ?", [name, holder]
+            )
+
+    def prune_requests(self, older_than: datetime) -> int:
+        """Forget handled request keys older than ``older_than`` (Slack retries within minutes)."""
+        with self._db() as db:
+            cursor = self._write(
+                db,
+                # Declare keys guard "one incident per diagnose result" for good: keep them.
+                "DELETE FROM handled_requests WHERE at < ? AND key NOT LIKE 'declare:%'",
+                [to_ts(older_than)],
+            )
+        return cursor.rowcount
+
+
+# Each check's latest finding: group the covering index (incident, check, run) first, then look
+# up ~one row per check; CROSS JOIN keeps SQLite from scanning every finding instead.
+_LATEST = (
+    "SELECT f.* FROM (SELECT check_id, MAX(run_id) AS run_id FROM findings"
+    " WHERE incident_id = ? AND run_id <= ? GROUP BY check_id) latest"
+    " CROSS JOIN findings f ON f.incident_id = ? AND f.check_id = latest.check_id"
+    " AND f.run_id = latest.run_id"
+)
+_NO_CUTOFF = 2**62
+
+_ID = re.compile(r"^#?(?:inc-?)?(\d+)$", re.IGNORECASE)
+
+
+def parse_incident_id(text: str) -> int | None:
+    """``12``, ``#12`` or ``INC-12`` -> 12; anything else -> None."""
+    match = _ID.match(text.strip())
+    return int(match.group(1)) if match else None

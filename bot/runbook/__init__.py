@@ -1,0 +1,1 @@
+"""Runbooks: the model and loader, the step-by-step walkthrough, its Slack rendering."""

@@ -1,0 +1,147 @@
+"""Automatic summary posts: every N minutes while an incident is open, and on status changes.
+
+Several bot processes may share one database; a lease row decides which one posts each
+periodic summary, and the incident's ``last_summary_at`` is read again after the lease is won,
+so a summary is never posted twice.
+
+Example::
+
+    scheduler = SummaryScheduler(services)
+    scheduler.start()                      # a background task on the running loop
+    await post_summary(services, incident_id, reason="status")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from bot.incident.store import Incident, StoreError
+from bot.incident.summaries import build_summary
+
+if TYPE_CHECKING:
+    from bot.slack.services import Services
+
+log = logging.getLogger(__name__)
+
+
+def summary_due(incident: Incident, now: datetime, every_minutes: int) -> bool:
+    """True when an open incident has gone ``every_minutes`` without a summary."""
+    if not incident.is_open or every_minutes <= 0:
+        return False
+    last = incident.last_summary_at or incident.started_at
+    return now - last >= timedelta(minutes=every_minutes)
+
+
+async def post_summary(
+    services: Services,
+    incident_id: int,
+    *,
+    reason: str = "requested",
+    now: datetime | None = None,
+    channel: str | None = None,
+) -> str:
+    """Build and post the summary in the incident's channel; remember when. Returns the ts."""
+    now = now or services.clock()
+    store = services.store()
+    summary = await asyncio.to_thread(build_summary, store, incident_id, now, reason=reason)
+    ts = await services.outbound.post(
+        channel or summary.incident.channel_id, summary.text(), summary.blocks()
+    )
+    await asyncio.to_thread(store.mark_summary_posted, incident_id, now)
+    return ts
+
+
+class SummaryScheduler:
+    """Posts periodic summaries for open incidents; safe to run in every bot process.
+
+    Args:
+        services: the app's services (store, outbound, config, clock).
+        holder: this process's name in the lease table (default: host, pid and a nonce).
+        tick_seconds: how often to look for due incidents.
+        lease_ttl: how long a won lease keeps other processes off one incident's summary.
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        holder: str | None = None,
+        tick_seconds: float = 30.0,
+        lease_ttl: float = 120.0,
+    ) -> None:
+        self.services = services
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.tick_seconds = tick_seconds
+        self.lease_ttl = lease_ttl
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def every_minutes(self) -> int:
+        return self.services.config.incidents.summary_every_minutes
+
+    async def tick(self, now: datetime | None = None) -> list[int]:
+        """Post every summary that is due and whose lease this process wins; their ids."""
+        now = now or self.services.clock()
+        # Slack redelivers within minutes; a day of request keys is plenty to dedupe on.
+        await asyncio.to_thread(self.services.store().prune_requests, now - timedelta(days=1))
+        every = self.every_minutes
+        if every <= 0:
+            return []
+        store = self.services.store()
+        posted: list[int] = []
+        for incident in await asyncio.to_thread(store.open_incidents):
+            if not summary_due(incident, now, every):
+                continue
+            name = f"summary:{incident.id}"
+            won = await asyncio.to_thread(
+                store.try_lease,
+                name,
+                self.holder,
+                self.lease_ttl,
+                incident_id=incident.id,
+                now=now,
+            )
+            if not won:
+                continue
+            # Another process may have posted between our read and our lease: look again.
+            fresh = await asyncio.to_thread(store.incident, incident.id)
+            if not summary_due(fresh, now, every):
+                continue
+            try:
+                await post_summary(self.services, incident.id, reason="scheduled", now=now)
+            except Exception as exc:  # one incident's failure must not stop the others
+                log.warning("summary for incident %s failed: %s", incident.id, type(exc).__name__)
+                await asyncio.to_thread(store.release_lease, name, self.holder)
+                continue
+            posted.append(incident.id)
+        return posted
+
+    async def run_forever(self) -> None:
+        """Tick until cancelled; store errors are logged and retried on the next tick."""
+        while True:
+            try:
+                await self.tick()
+            except StoreError as exc:
+                log.warning("summary scheduler: %s", exc)
+            await asyncio.sleep(self.tick_seconds)
+
+    def start(self) -> asyncio.Task[None]:
+        """Start ticking on the running loop (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self.run_forever())
+        return self._task
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None

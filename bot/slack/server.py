@@ -1,0 +1,158 @@
+"""HTTP mode: the Bolt app behind its ASGI adapter under uvicorn, plus ``GET /healthz``."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+
+from bot.slack.services import response_sent
+
+EVENTS_PATH = "/slack/events"
+
+
+def asgi_app(app: AsyncApp) -> Callable[..., Any]:
+    """The ASGI application: ``POST /slack/events`` to Bolt, ``GET /healthz`` answered here."""
+    bolt = AsyncSlackRequestHandler(app, path=EVENTS_PATH)
+
+    async def application(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http" and scope["path"] == "/healthz":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"ok": true}'})
+            return
+        sent = asyncio.Event()
+        token = response_sent.set(sent)
+        try:
+            await bolt(scope, receive, send)
+        finally:
+            sent.set()  # the ack is written: work spawned by the listener may start
+            response_sent.reset(token)
+
+    return application
+
+
+def uvicorn_config(app: AsyncApp, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        asgi_app(app),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        # uvicorn's own config gives its loggers handlers that bypass the redacting filter on
+        # the root handlers; None makes its records propagate there.
+        log_config=None,
+        # Slack gives up after 3 s; a slow client must not hold a worker longer than that.
+        timeout_keep_alive=5,
+    )
+
+
+def bound_port(server: uvicorn.Server) -> int:
+    return server.servers[0].sockets[0].getsockname()[1]
+
+
+class BotServer:
+    """Runs the app under uvicorn in a background thread: tests and the demo use it.
+
+    Example::
+
+        with BotServer(app) as server:
+            httpx.post(server.events_url, content=body, headers=headers)
+    """
+
+    def __init__(self, app: AsyncApp, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app = app
+        self._server = uvicorn.Server(uvicorn_config(app, host, port))
+        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._thread = threading.Thread(target=self._run, name="hokusai-bot", daemon=True)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.host = host
+        self.port = port
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_until_complete(self._server.serve())
+
+    def start(self, timeout: float = 10.0) -> BotServer:
+        self._thread.start()
+        deadline = threading.Event()
+        waited = 0.0
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the bot's HTTP server did not start")
+            deadline.wait(0.01)
+            waited += 0.01
+            if waited > timeout:
+                raise TimeoutError("the bot's HTTP server did not start in time")
+        self.port = bound_port(self._server)
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def events_url(self) -> str:
+        return self.url + EVENTS_PATH
+
+    def run_coroutine(self, coro: Any, timeout: float = 60.0) -> Any:
+        """Run a coroutine on the server's loop (e.g. ``services.drain()``) and wait for it."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def drain(self, timeout: float = 60.0) -> None:
+        """Wait until the app's background work (after acks) has finished."""
+        services = self.app.hokusai_services  # type: ignore[attr-defined]
+        self.run_coroutine(services.drain(timeout), timeout + 1)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+    def __enter__(self) -> BotServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def serve_forever(
+    app: AsyncApp, host: str, port: int, on_ready: Callable[[int], None]
+) -> None:
+    server = uvicorn.Server(uvicorn_config(app, host, port))
+
+    async def announce() -> None:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        on_ready(bound_port(server))
+
+    watcher = asyncio.create_task(announce())
+    scheduler = start_scheduler(app)
+    try:
+        await server.serve()
+    finally:
+        watcher.cancel()
+        if scheduler is not None:
+            await scheduler.stop()
+
+
+def start_scheduler(app: AsyncApp) -> Any:
+    """Start the periodic incident summaries on the running loop (every process may: a lease
+    in the database decides who posts)."""
+    from bot.slack.scheduler import SummaryScheduler
+
+    scheduler = SummaryScheduler(app.hokusai_services)  # type: ignore[attr-defined]
+    scheduler.start()
+    return scheduler

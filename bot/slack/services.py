@@ -1,0 +1,154 @@
+"""What command handlers share: settings, config, the outbound choke point, the store.
+
+One ``Services`` per app. Handlers get it as an argument; nothing here is global, so tests
+build one per test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from bot.config import ConfigError, Environment, HokusaiConfig
+from bot.outbound import Outbound
+from bot.redaction import Redactor, default_redactor
+from bot.settings import Settings
+from bot.slack.commanding import UsageError
+
+if TYPE_CHECKING:
+    from bot.diagnosis.runner import Runner
+    from bot.incident.store import IncidentStore
+
+log = logging.getLogger(__name__)
+
+# Set by the HTTP server for each request: work spawned while handling it starts once the ack
+# has been written, so the ack never waits behind that work for the event loop.
+response_sent: ContextVar[asyncio.Event | None] = ContextVar("response_sent", default=None)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Services:
+    """The dependencies of every command, built once per app by ``build_app``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        config: HokusaiConfig,
+        outbound: Outbound,
+        *,
+        redactor: Redactor | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.outbound = outbound
+        self.redactor = redactor or default_redactor()
+        self.clock = clock
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._seen_requests: OrderedDict[str, None] = OrderedDict()
+        # Extra objects tests and the sandbox hand in (an AWS caller, an HTTP client...).
+        self.overrides: dict[str, Any] = {}
+        self._store: IncidentStore | None = None
+
+    def store(self) -> IncidentStore:
+        """The incident log. Its connections are per thread and per unit of work
+        (``with store.session():``); the object itself is built, and migrated, once."""
+        if self._store is None:
+            from bot.incident.store import IncidentStore
+
+            self._store = IncidentStore(self.settings.hokusai_db)
+        return self._store
+
+    def environment(self, name: str | None) -> Environment:
+        """The environment asked for, else HOKUSAI_ENV, else the config's default."""
+        try:
+            return self.config.environment(name or self.settings.hokusai_env)
+        except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+
+    def runner(self, env: Environment) -> Runner:
+        """A runner for ``env`` using the AWS caller / HTTP client the app was given, if any."""
+        from bot.diagnosis.runner import Runner
+
+        return Runner(
+            env,
+            aws=self.overrides.get("aws"),
+            http=self.overrides.get("http"),
+            checks=self.overrides.get("checks"),
+        )
+
+    def claim_request(self, key: str) -> bool:
+        """True the first time a request key is seen; Slack's redeliveries get False.
+
+        The store makes this hold across processes; the in-memory map covers the window
+        before the store exists and keeps the common case free of a database round trip.
+        """
+        if key in self._seen_requests:
+            return False
+        self._seen_requests[key] = None
+        if len(self._seen_requests) > 10_000:
+            self._seen_requests.popitem(last=False)
+        try:
+            return self.store().claim_request(key)
+        except Exception as exc:  # the store being down must not stop the bot answering
+            log.warning("could not record request key: %s", type(exc).__name__)
+            return True
+
+    def spawn(
+        self, coro: Coroutine[Any, Any, Any], *, notify: tuple[str, str] | None = None
+    ) -> asyncio.Task[Any]:
+        """Run work after the ack; the task is kept so it is not garbage-collected.
+
+        A failure is logged, and when ``notify`` is ``(channel, user)`` that person is told in
+        a short ephemeral message: a click never ends in silence.
+        """
+        task = asyncio.get_running_loop().create_task(self._guarded(coro, notify))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _guarded(self, coro: Coroutine[Any, Any, Any], notify: tuple[str, str] | None) -> Any:
+        sent = response_sent.get()
+        if sent is not None:
+            try:
+                await asyncio.wait_for(sent.wait(), timeout=1.0)
+            except TimeoutError:
+                pass  # the ack went out some other way; do the work anyway
+            except asyncio.CancelledError:
+                coro.close()  # never started: close it rather than leave it unawaited
+                raise
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("background work failed (%s)", type(exc).__name__)
+            if notify and notify[0] and notify[1]:
+                try:
+                    await self.outbound.ephemeral(
+                        notify[0],
+                        notify[1],
+                        f":warning: That did not work ({type(exc).__name__}). Nothing was "
+                        "changed; the details are in the bot's log.",
+                    )
+                except Exception:
+                    log.warning("could not tell the user about the failure either")
+            return None
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for every spawned task (tests and shutdown)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._tasks:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(self._tasks)} background task(s) still running")
+            await asyncio.wait(set(self._tasks), timeout=remaining)

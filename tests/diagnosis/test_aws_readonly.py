@@ -1,0 +1,232 @@
+"""The diagnostics session can only read: every mutating operation is refused before sending."""
+
+from __future__ import annotations
+
+import asyncio
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from bot.diagnosis.aws import (
+    DENIED_OPERATIONS,
+    AwsAccessDenied,
+    AwsCaller,
+    ReadOnlyViolation,
+    guard_session,
+    is_read,
+    read_only_session,
+)
+
+# The services the checks use; services named in any registered check's reads are added.
+BASE_SERVICES = (
+    "ec2",
+    "elbv2",
+    "ecs",
+    "rds",
+    "route53",
+    "logs",
+    "servicediscovery",
+    "s3",
+    "cloudtrail",
+)
+_IAM_TO_BOTO = {"elasticloadbalancing": "elbv2", "cloudwatch": "cloudwatch"}
+
+
+def _services_used() -> list[str]:
+    import bot.diagnosis.checks  # noqa: F401  (registers the checks)
+    from bot.diagnosis.checks.base import REGISTRY
+
+    names = set(BASE_SERVICES)
+    for check in REGISTRY.values():
+        for read in check.reads:
+            prefix = read.split(":", 1)[0]
+            names.add(_IAM_TO_BOTO.get(prefix, prefix))
+    return sorted(names)
+
+
+class _Sent(Exception):
+    """Raised by a before-send hook: the request would have left the process."""
+
+
+@pytest.fixture
+def fake_credentials(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+def _offline_client(session: boto3.Session, service: str, sent: list[str]):
+    client = session.client(service, endpoint_url="http://127.0.0.1:9")
+
+    def record(request, **_):
+        sent.append(request.url)
+        raise _Sent()
+
+    client.meta.events.register("before-send", record)
+    return client
+
+
+@pytest.mark.parametrize("service", _services_used())
+def test_every_mutating_operation_is_refused_before_sending(fake_credentials, service):
+    session = read_only_session("us-east-1")
+    sent: list[str] = []
+    client = _offline_client(session, service, sent)
+    operations = session._session.get_service_model(service).operation_names
+    python_names = {api: py for py, api in client.meta.method_to_api_mapping.items()}
+    refused, read = [], []
+    for api_name in operations:
+        method = getattr(client, python_names[api_name])
+        before = len(sent)
+        try:
+            method()
+        except ReadOnlyViolation as exc:
+            assert exc.operation == api_name
+            assert len(sent) == before, f"{api_name} was sent before being refused"
+            refused.append(api_name)
+        except Exception:  # a read: reached the wire (_Sent) or failed on parameters
+            read.append(api_name)
+    assert sorted(refused) == sorted(op for op in operations if not is_read(op))
+    assert sorted(read) == sorted(op for op in operations if is_read(op))
+    assert refused, f"{service} has no mutating operations?"
+    mutating = [op for op in operations if not op.startswith(("Describe", "List", "Get"))]
+    assert set(mutating) - set(refused) <= {
+        "FilterLogEvents",
+        "LookupEvents",
+        "DiscoverInstances",
+        "TestDNSAnswer",
+        "HeadObject",
+        "HeadBucket",
+        "SimulatePrincipalPolicy",
+    }
+
+
+def test_a_read_reaches_the_wire(fake_credentials):
+    sent: list[str] = []
+    client = _offline_client(read_only_session("us-east-1"), "elbv2", sent)
+    with pytest.raises(_Sent):
+        client.describe_load_balancers()
+    assert len(sent) == 1
+
+
+def test_a_write_never_reaches_the_wire(fake_credentials):
+    sent: list[str] = []
+    client = _offline_client(read_only_session("us-east-1"), "elbv2", sent)
+    with pytest.raises(ReadOnlyViolation, match="elbv2:DeleteLoadBalancer"):
+        client.delete_load_balancer(LoadBalancerArn="arn:aws:elasticloadbalancing:x")
+    assert sent == []
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "params"),
+    [
+        ("secretsmanager", "get_secret_value", {"SecretId": "db"}),
+        ("ssm", "get_parameter", {"Name": "/db/password", "WithDecryption": True}),
+        ("ssm", "get_parameters_by_path", {"Path": "/db"}),
+        ("kms", "decrypt", {"CiphertextBlob": b"x"}),
+        ("kms", "generate_data_key", {"KeyId": "k"}),
+        ("sts", "get_session_token", {}),
+        ("sts", "get_federation_token", {"Name": "n"}),
+        ("ecr", "get_authorization_token", {}),
+        ("ec2", "get_password_data", {"InstanceId": "i-1"}),
+    ],
+)
+def test_reads_that_would_fetch_a_secret_are_refused(fake_credentials, service, method, params):
+    sent: list[str] = []
+    client = _offline_client(read_only_session("us-east-1"), service, sent)
+    with pytest.raises(ReadOnlyViolation):
+        getattr(client, method)(**params)
+    assert sent == []
+
+
+def test_deny_list_names_only_real_operations():
+    """A typo in the deny-list would silently allow the real operation."""
+    session = boto3.Session(region_name="us-east-1")
+    known = set()
+    for service in ("secretsmanager", "ssm", "sts", "ecr", "ec2", "kms", "sso", "redshift"):
+        known |= set(session._session.get_service_model(service).operation_names)
+    for service in ("cognito-identity", "apigateway", "codeartifact"):
+        known |= set(session._session.get_service_model(service).operation_names)
+    assert known >= DENIED_OPERATIONS
+
+
+def test_guard_covers_clients_made_from_a_plain_session(fake_credentials):
+    session = guard_session(boto3.Session(region_name="us-east-1"))
+    sent: list[str] = []
+    client = _offline_client(session, "ecs", sent)
+    with pytest.raises(ReadOnlyViolation):
+        client.update_service(cluster="c", service="s", desiredCount=0)
+    assert sent == []
+
+
+async def test_caller_records_calls_and_names_missing_permission(fake_credentials, monkeypatch):
+    caller = AwsCaller(read_only_session("us-east-1"))
+    client = caller.client("elbv2")
+
+    def deny(**_):
+        raise ClientError(
+            {"Error": {"Code": "AccessDenied", "Message": "User: x is not authorized"}},
+            "DescribeRules",
+        )
+
+    monkeypatch.setattr(client, "describe_rules", deny)
+    with pytest.raises(AwsAccessDenied, match=r"elasticloadbalancing:DescribeRules"):
+        await caller.call("elbv2", "describe_rules", ListenerArn="arn")
+    assert [(c.service, c.operation) for c in caller.calls] == [("elbv2", "DescribeRules")]
+    caller.close()
+
+
+async def test_caller_latency_is_paid_concurrently(fake_credentials, monkeypatch):
+    caller = AwsCaller(read_only_session("us-east-1"), latency=0.2)
+    client = caller.client("ecs")
+    monkeypatch.setattr(client, "list_clusters", lambda **_: {"clusterArns": []})
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await asyncio.gather(*(caller.call("ecs", "list_clusters") for _ in range(8)))
+    elapsed = loop.time() - start
+    assert 0.2 <= elapsed < 0.6
+    caller.close()
+
+
+@pytest.mark.parametrize("scenario", ["seed-outage"])
+async def test_every_aws_call_a_check_makes_is_declared_in_its_reads(fake_credentials, scenario):
+    import httpx
+    from moto import mock_aws
+
+    import bot.diagnosis.checks
+    from bot.config import load_config
+    from bot.diagnosis.iam import iam_action as declared_action
+    from bot.diagnosis.runner import Runner
+    from bot.sandbox.dns_server import DnsServer
+    from bot.sandbox.platform import build_platform
+
+    env = load_config("hokusai.yml").environment()
+    dns_server = DnsServer({env.public.hostname: ["127.0.0.1"]}).start()
+    # No lookups leave the machine: a loopback resolver, and no MlflowClient round trip
+    # (it uses requests, not the runner's HTTP client).
+    env = env.model_copy(
+        update={
+            "dns": env.dns.model_copy(update={"nameservers": [dns_server.address]}),
+            "mlflow": None,
+        }
+    )
+
+    def offline(request):
+        raise httpx.ConnectError("offline", request=request)
+
+    with mock_aws():
+        build_platform(boto3.Session(region_name=env.region), env, scenario=scenario)
+        caller = AwsCaller(read_only_session(env.region))
+        async with httpx.AsyncClient(transport=httpx.MockTransport(offline)) as http:
+            await Runner(env, aws=caller, http=http, secrets={}).run()
+        caller.close()
+    dns_server.stop()
+    assert caller.calls, "the checks made no AWS calls at all"
+    undeclared = set()
+    for call in caller.calls:
+        check = bot.diagnosis.checks.REGISTRY[call.check_id]
+        declared = {declared_action(read) for read in check.reads}
+        if call.iam_action not in declared:
+            undeclared.add(f"{call.check_id} calls {call.iam_action}")
+    assert not undeclared, sorted(undeclared)

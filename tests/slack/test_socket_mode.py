@@ -1,0 +1,82 @@
+"""`hokusai socket` as a real process, connected to a loopback Socket Mode stand-in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bot.sandbox import fakes, signing
+from tests.slack.processes import run_cli
+
+
+@pytest.fixture
+def socket_bot(slack, bot_env):
+    env = {**os.environ, **bot_env, "SLACK_APP_TOKEN": fakes.slack_app_token()}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "socket"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert slack.socket_connected(timeout=30), "the bot never opened a Socket Mode connection"
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_help_over_socket_mode(slack, socket_bot):
+    payload = signing.slash_command_payload("help", response_url=slack.response_url("sm"))
+    ack = slack.send_envelope("slash_commands", payload, timeout=10)
+    text = ack["payload"]["text"]
+    assert "help" in text and "first failing hop" in text
+    assert slack.calls_to("apps.connections.open")[0].token.startswith("xapp-")
+
+
+def test_unknown_subcommand_over_socket_mode(slack, socket_bot):
+    payload = signing.slash_command_payload("reboot-prod", response_url=slack.response_url("u"))
+    ack = slack.send_envelope("slash_commands", payload, timeout=10)
+    assert "reboot-prod" in ack["payload"]["text"]
+    assert "/hokusai help" in ack["payload"]["text"]
+    assert not slack.calls_to("chat.postMessage")
+
+
+def test_socket_mode_without_app_token_is_one_line(bot_env):
+    env = {k: v for k, v in {**os.environ, **bot_env}.items() if k != "SLACK_APP_TOKEN"}
+    proc = run_cli("socket", env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("hokusai socket: SLACK_APP_TOKEN is not set")
+    assert proc.stderr.count("\n") == 1
+
+
+def _declare_payload(slack, trigger_id: str) -> dict:
+    return signing.slash_command_payload(
+        "incident declare Registry down channel=here",
+        response_url=slack.response_url(trigger_id),
+        trigger_id=trigger_id,
+    )
+
+
+def test_redelivered_envelope_is_not_handled_twice(slack, socket_bot):
+    payload = _declare_payload(slack, "T1.socket-redeliver")
+    slack.send_envelope("slash_commands", payload, timeout=10)
+    slack.wait_for("chat.postMessage", count=1, timeout=20)
+    slack.send_envelope(
+        "slash_commands", payload, retry_attempt=1, retry_reason="timeout", timeout=10
+    )
+    time.sleep(1.5)
+    assert len(slack.calls_to("chat.postMessage")) == 1
+
+
+def test_rate_limited_post_still_arrives_over_socket_mode(slack, socket_bot):
+    slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    slack.send_envelope("slash_commands", _declare_payload(slack, "T2.socket-429"), timeout=10)
+    posts = slack.wait_for("chat.postMessage", count=2, timeout=20)
+    assert len(posts) == 2
+    assert any("Registry down" in m["text"] for m in slack.messages("C0INCIDENT"))
