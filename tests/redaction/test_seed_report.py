@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import io
-import os
 import random
 import string
 from pathlib import Path
 
-import pytest
+from bot.cli.redact import main
+from tests.doubles import REPO
 
-from bot.redact_cli import main
-
-REPO = Path(__file__).resolve().parents[2]
 PLACEHOLDER = "hk_live_<redacted>"
 
 
 def seed_report() -> Path:
-    """``../shared/seed-incident.md`` beside the repository, or under ``$HOKUSAI_SHARED``."""
-    candidates = []
-    if os.environ.get("HOKUSAI_SHARED"):
-        candidates.append(Path(os.environ["HOKUSAI_SHARED"]) / "seed-incident.md")
-    candidates += [REPO.parent / "shared" / "seed-incident.md", REPO / "shared/seed-incident.md"]
-    for path in candidates:
-        if path.is_file():
-            return path
-    pytest.skip(f"seed report not found (looked in {', '.join(map(str, candidates))})")
+    """The outage report this project started from, as the repository keeps it (docs/)."""
+    return REPO / "docs" / "seed-incident.md"
 
 
 def test_seed_report_loses_its_key_and_nothing_else() -> None:
