@@ -121,7 +121,7 @@ def main() -> int:
         # stand-in checks, so the run's own work (post, update, record) still happens.
         hokusai = build_app(load_settings(), checks=_quick_checks())
         bare = bare_app(secret, token, slack.api_url)
-        with BotServer(hokusai) as ours, BotServer(bare) as base:
+        with BotServer(hokusai) as ours, BotServer(bare, signing_secret=secret) as base:
             # Warm both (imports, auth.test, first connection) before measuring.
             sequential(ours.events_url, secret, "help", 5)
             sequential(base.events_url, secret, "help", 5)

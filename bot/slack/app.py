@@ -65,6 +65,8 @@ def build_app(
     services.store()
     # Bolt reads SLACK_BOT_TOKEN itself and warns that our client makes it unused; it is.
     logging.getLogger("slack_bolt.AsyncApp").addFilter(_UnusedTokenWarning())
+    # Bolt logs a refused request with its whole body; the HTTP gate logs size and reason only.
+    logging.getLogger("slack_bolt.AsyncRequestVerification").addFilter(_RefusedRequestBody())
     app = AsyncApp(
         client=outbound.client,
         signing_secret=settings.slack_signing_secret.get_secret_value(),  # type: ignore[union-attr]
@@ -85,6 +87,11 @@ def build_app(
 class _UnusedTokenWarning(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "will be unused" not in record.getMessage()
+
+
+class _RefusedRequestBody(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Invalid request signature")
 
 
 def services_of(app: AsyncApp) -> Services:

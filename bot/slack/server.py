@@ -11,30 +11,44 @@ import uvicorn
 from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 
+from bot.slack.gate import RequestGate
 from bot.slack.services import response_sent
 
 EVENTS_PATH = "/slack/events"
 
 
-def asgi_app(app: AsyncApp) -> Callable[..., Any]:
-    """The ASGI application: ``POST /slack/events`` to Bolt, ``GET /healthz`` answered here."""
+def asgi_app(app: AsyncApp, signing_secret: str | None = None) -> Callable[..., Any]:
+    """The ASGI application: ``POST /slack/events`` to Bolt, ``GET /healthz`` answered here.
+
+    Every request to the events path passes :class:`RequestGate` first: Bolt only ever sees
+    signed, well-formed bodies of a size Slack sends.
+    """
     bolt = AsyncSlackRequestHandler(app, path=EVENTS_PATH)
+    if signing_secret is None:
+        settings = app.hokusai_services.settings  # type: ignore[attr-defined]
+        signing_secret = settings.slack_signing_secret.get_secret_value()
+    gate = RequestGate(signing_secret)
 
     async def application(scope: dict[str, Any], receive: Callable, send: Callable) -> None:
-        if scope["type"] == "http" and scope["path"] == "/healthz":
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            await send({"type": "http.response.body", "body": b'{"ok": true}'})
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/healthz":
+            await _answer(send, 200, b'{"ok": true}')
+            return
+        if scope["path"] != EVENTS_PATH:
+            await _answer(send, 404, b'{"error": "not found"}')
+            return
+        if scope["method"] != "POST":
+            await _answer(send, 405, b'{"error": "method not allowed"}')
+            return
+        verdict = await gate.admit(scope, receive)
+        if verdict.refused:
+            await _answer(send, verdict.status, b'{"error": "invalid request"}')
             return
         sent = asyncio.Event()
         token = response_sent.set(sent)
         try:
-            await bolt(scope, receive, send)
+            await bolt(scope, _replay(verdict.body), send)
         finally:
             sent.set()  # the ack is written: work spawned by the listener may start
             response_sent.reset(token)
@@ -42,9 +56,36 @@ def asgi_app(app: AsyncApp) -> Callable[..., Any]:
     return application
 
 
-def uvicorn_config(app: AsyncApp, host: str, port: int) -> uvicorn.Config:
+def _replay(body: bytes) -> Callable[[], Any]:
+    """An ASGI ``receive`` that hands Bolt the body the gate has already read."""
+    delivered = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if delivered:
+            return {"type": "http.disconnect"}
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+async def _answer(send: Callable, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def uvicorn_config(
+    app: AsyncApp, host: str, port: int, signing_secret: str | None = None
+) -> uvicorn.Config:
     return uvicorn.Config(
-        asgi_app(app),
+        asgi_app(app, signing_secret),
         host=host,
         port=port,
         log_level="warning",
@@ -71,9 +112,16 @@ class BotServer:
             httpx.post(server.events_url, content=body, headers=headers)
     """
 
-    def __init__(self, app: AsyncApp, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: AsyncApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        signing_secret: str | None = None,
+    ) -> None:
         self.app = app
-        self._server = uvicorn.Server(uvicorn_config(app, host, port))
+        self._server = uvicorn.Server(uvicorn_config(app, host, port, signing_secret))
         self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._thread = threading.Thread(target=self._run, name="hokusai-bot", daemon=True)
         self.loop: asyncio.AbstractEventLoop | None = None
