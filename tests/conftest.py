@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +137,29 @@ def bot_server(bot_app) -> Iterator:
 
     with BotServer(bot_app) as server:
         yield server
+
+
+# -- the incident log on both engines --------------------------------------------------------
+
+_database_names = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator:
+    """One real PostgreSQL server on 127.0.0.1 for the session (never skipped: CI installs it)."""
+    from bot.sandbox.postgres import PostgresServer
+
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, tmp_path) -> str | Path:
+    """Where an incident log lives: a SQLite file, or a fresh database on the test server.
+
+    Tests that take this run once per engine: the store keeps one behaviour on both.
+    """
+    if request.param == "sqlite":
+        return tmp_path / "hokusai.db"
+    server = request.getfixturevalue("postgres_server")
+    return server.create_database(f"t{next(_database_names)}_{os.getpid()}")

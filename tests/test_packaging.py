@@ -64,4 +64,4 @@ def test_the_demo_needs_nothing_from_the_test_extra() -> None:
 
 def test_the_test_extra_includes_the_demo() -> None:
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert "hokusai-incident-bot[demo]" in extras["optional-dependencies"]["test"]
+    assert "hokusai-incident-bot[demo,postgres]" in extras["optional-dependencies"]["test"]

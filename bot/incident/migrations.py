@@ -7,8 +7,11 @@ the end to change the schema; never edit one that has shipped.
 from __future__ import annotations
 
 import sqlite3
+from datetime import UTC, datetime
 
 from sqlite_utils import Database, Migrations
+
+from bot.incident.engine import PgDatabase
 
 MIGRATIONS = Migrations("hokusai.incidents")
 
@@ -156,12 +159,14 @@ def m002_summary_indexes(db: Database) -> None:
     db.table("findings").create_index(["incident_id", "status"])
 
 
-def apply_migrations(db: Database) -> list[str]:
+def apply_migrations(db: Database | PgDatabase) -> list[str]:
     """Apply pending migrations under one write lock; returns the names applied.
 
     ``BEGIN IMMEDIATE`` makes a second process starting at the same moment wait for the first
     instead of racing it to ``CREATE TABLE``; each migration nests as a savepoint.
     """
+    if isinstance(db, PgDatabase):
+        return _apply_on_postgres(db)
     pending = [m.name for m in MIGRATIONS.pending(db)]
     if not pending:
         return []
@@ -171,6 +176,43 @@ def apply_migrations(db: Database) -> list[str]:
         MIGRATIONS.apply(db)
         db.execute("COMMIT")
     except (sqlite3.Error, ValueError):
+        db.rollback()
+        raise
+    return applied
+
+
+def _apply_on_postgres(db: PgDatabase) -> list[str]:
+    """The same migrations, recorded in the same table, under the store's advisory lock.
+
+    PostgreSQL's DDL is transactional: the migrations and their records commit together.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(
+            f"CREATE TABLE IF NOT EXISTS {MIGRATIONS.migrations_table} ("
+            "migration_set TEXT NOT NULL, name TEXT NOT NULL, applied_at TEXT,"
+            " PRIMARY KEY (migration_set, name))"
+        )
+        done = {
+            row["name"]
+            for row in db.query(
+                f"SELECT name FROM {MIGRATIONS.migrations_table} WHERE migration_set = ?",
+                [MIGRATIONS.name],
+            )
+        }
+        applied = []
+        for migration in MIGRATIONS._migrations:
+            if migration.name in done:
+                continue
+            migration.fn(db)
+            db.execute(
+                f"INSERT INTO {MIGRATIONS.migrations_table} (migration_set, name, applied_at)"
+                " VALUES (?, ?, ?)",
+                [MIGRATIONS.name, migration.name, datetime.now(UTC).isoformat()],
+            )
+            applied.append(migration.name)
+        db.execute("COMMIT")
+    except BaseException:
         db.rollback()
         raise
     return applied

@@ -32,6 +32,7 @@ from sqlite_utils import Database
 
 from bot.diagnosis.checks.base import PROBLEM_STATUSES
 from bot.errors import HokusaiError
+from bot.incident.engine import PgDatabase, display, is_postgres
 from bot.incident.migrations import apply_migrations
 
 STATUSES: tuple[str, ...] = ("investigating", "identified", "monitoring", "resolved")
@@ -317,23 +318,31 @@ class IncidentStore:
         scrub: Callable[[Any], Any] | None = None,
         on_connect: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
-        self.path = Path(path)
+        # A postgresql:// URL puts the log on a server (several hosts); anything else is a file.
+        self.url = str(path) if is_postgres(path) else None
+        self.path = Path(path) if self.url is None else None
+        self.location = display(path)
         self.busy_timeout = busy_timeout
         self._scrub = scrub or _default_scrub
         self._on_connect = on_connect
         self._local = threading.local()
-        key = str(self.path.resolve())
-        if key in _MIGRATED and self.path.exists():
+        key = self.url or str(self.path.resolve())
+        if key in _MIGRATED and (self.url or self.path.exists()):
             return
         with self._db() as db:
-            if next(db.query("PRAGMA journal_mode"))["journal_mode"] != "wal":
+            if (
+                self.path is not None
+                and next(db.query("PRAGMA journal_mode"))["journal_mode"] != "wal"
+            ):
                 db.enable_wal()
             apply_migrations(db)
         _MIGRATED.add(key)
 
     # -- connections -------------------------------------------------------------------------
 
-    def _connect(self) -> Database:
+    def _connect(self) -> Database | PgDatabase:
+        if self.url is not None:
+            return PgDatabase.connect(self.url, self.busy_timeout)
         conn = sqlite3.connect(str(self.path), timeout=self.busy_timeout)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import random
 import sqlite3
 import string
@@ -65,7 +66,14 @@ def report(*checks: tuple[str, str, str], started: datetime = T0) -> dict:
 
 
 @pytest.fixture
-def db_path(tmp_path) -> Path:
+def db_path(database) -> str | Path:
+    """The log's location, on each engine in turn (see ``database`` in tests/conftest.py)."""
+    return database
+
+
+@pytest.fixture
+def sqlite_path(tmp_path) -> Path:
+    """For what only a SQLite file has: WAL, its bytes on disk, page limits."""
     return tmp_path / "hokusai.db"
 
 
@@ -74,20 +82,18 @@ def store(db_path) -> IncidentStore:
     return IncidentStore(db_path)
 
 
-def test_database_is_in_wal_mode(store, db_path):
-    with sqlite3.connect(db_path) as conn:
+def test_database_is_in_wal_mode(sqlite_path):
+    IncidentStore(sqlite_path)
+    with sqlite3.connect(sqlite_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_migrations_apply_once_however_often_the_store_opens(db_path):
+    store = IncidentStore(db_path)
     IncidentStore(db_path)
-    IncidentStore(db_path)
-    conn = sqlite3.connect(db_path)
-    from sqlite_utils import Database
-
-    db = Database(conn)
+    db = store._connect()
     assert apply_migrations(db) == []
-    applied = [r["name"] for r in db.query("SELECT name FROM _sqlite_migrations")]
+    applied = [r["name"] for r in db.query("SELECT name FROM _sqlite_migrations ORDER BY name")]
     assert applied == [m.name for m in MIGRATIONS._migrations]
     assert {
         "incidents",
@@ -178,6 +184,48 @@ def test_latest_findings_keep_each_checks_newest_result(store):
     assert len(store.findings(inc.id, latest_only=False)) == 3
 
 
+def _dump(db_path: str | Path) -> str:
+    """Every value the log holds: the SQLite file's SQL dump, or every row on the server."""
+    if isinstance(db_path, Path):
+        with sqlite3.connect(db_path) as conn:
+            return "\n".join(conn.iterdump())
+    import psycopg
+
+    with psycopg.connect(db_path) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema()"
+            )
+        ]
+        return "\n".join(
+            repr(row) for table in tables for row in conn.execute(f"SELECT * FROM {table}")
+        )
+
+
+@contextlib.contextmanager
+def _another_writer_holds(db_path: str | Path, *tables: str):
+    """Hold the log the way a stuck writer would: SQLite's file lock, PostgreSQL's table locks."""
+    if isinstance(db_path, Path):
+        holder = sqlite3.connect(db_path, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    import psycopg
+
+    with psycopg.connect(db_path) as holder:
+        holder.execute(f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE")
+        try:
+            yield
+        finally:
+            holder.rollback()
+
+
 def test_secrets_never_reach_the_database_file(store, db_path):
     key = hokusai_key()
     inc = store.declare_incident("Registry 404s", channel_id="C1", commander="U1")
@@ -186,8 +234,7 @@ def test_secrets_never_reach_the_database_file(store, db_path):
     store.record_run(rep, incident_id=inc.id)
     store.add_note(inc.id, f"tried the key {key} by hand", actor="U1")
     store.link_ticket(inc.id, provider="linear", key="HOK-1", title=f"leaked {key}")
-    with sqlite3.connect(db_path) as conn:
-        dump = "\n".join(conn.iterdump())
+    dump = _dump(db_path)
     assert key not in dump
     assert "[redacted:hokusai-api-key]" in dump
 
@@ -236,16 +283,11 @@ def test_locked_database_is_a_clear_error_and_keeps_earlier_rows(db_path):
     store = IncidentStore(db_path, busy_timeout=0.2)
     inc = store.declare_incident("Registry 404s", channel_id="C1", commander="U1")
     store.add_note(inc.id, "first note", actor="U1")
-    holder = sqlite3.connect(db_path, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
+    with _another_writer_holds(db_path, "timeline", "diagnose_runs", "findings"):
         with pytest.raises(StoreError, match="locked"):
             store.add_note(inc.id, "second note", actor="U1")
         with pytest.raises(StoreError, match="locked"):
             store.record_run(report(("dns.resolve", "dns", "fail")), incident_id=inc.id)
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     notes = [e.text for e in store.timeline(inc.id) if e.kind == "note"]
     assert notes == ["first note"]
     assert store.run_count(inc.id) == 0
@@ -253,7 +295,8 @@ def test_locked_database_is_a_clear_error_and_keeps_earlier_rows(db_path):
     assert [e.text for e in store.timeline(inc.id) if e.kind == "note"][-1] == "after the lock"
 
 
-def test_full_disk_is_a_clear_error_and_a_run_is_all_or_nothing(db_path):
+def test_full_disk_is_a_clear_error_and_a_run_is_all_or_nothing(sqlite_path):
+    db_path = sqlite_path
     IncidentStore(db_path).declare_incident("Registry 404s", channel_id="C1", commander="U1")
     with sqlite3.connect(db_path) as conn:
         pages = conn.execute("PRAGMA page_count").fetchone()[0]
