@@ -7,6 +7,7 @@ real values to the redactor so that they can be scrubbed from anything the bot e
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,7 +36,10 @@ class Settings(BaseSettings):
     )
     slack_api_url: str = Field(DEFAULT_SLACK_API_URL, description="Slack Web API base URL.")
     hokusai_config: Path = Field(Path("hokusai.yml"), description="Path of hokusai.yml.")
-    hokusai_db: Path = Field(Path("hokusai.db"), description="Path of the incident log.")
+    hokusai_db: Path | str = Field(
+        Path("hokusai.db"),
+        description="The incident log: a SQLite file, or a postgresql:// URL for several replicas.",
+    )
     hokusai_env: str | None = Field(None, description="Environment diagnosed by default.")
     linear_api_key: SecretStr | None = Field(None, description="Linear API key.")
     linear_api_url: str = Field(DEFAULT_LINEAR_API_URL, description="Linear GraphQL endpoint.")
@@ -75,6 +79,19 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL")
         return value.rstrip("/") if value else value
 
+    @field_validator("hokusai_db", mode="before")
+    @classmethod
+    def _database(cls, value: object) -> Path | str:
+        text = str(value)
+        if text.startswith(("postgresql://", "postgres://")):
+            parts = urlsplit(text)
+            if not parts.hostname or not parts.path.strip("/"):
+                raise ValueError("a postgresql:// URL needs a host and a database name")
+            return text
+        if "://" in text:
+            raise ValueError("must be a file path (SQLite) or a postgresql:// URL")
+        return Path(text)
+
     def secret_values(self) -> list[str]:
         """The raw values of every secret this process holds, for the redactor."""
         values = []
@@ -82,6 +99,11 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr) and value.get_secret_value():
                 values.append(value.get_secret_value())
+        password = (
+            urlsplit(str(self.hokusai_db)).password if "://" in str(self.hokusai_db) else None
+        )
+        if password:
+            values.append(password)  # the database URL's password never leaves the process
         return values
 
     def require(self, *names: str) -> None:

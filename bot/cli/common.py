@@ -60,7 +60,9 @@ def app_or_exit(settings):
     except (SettingsError, ConfigError) as exc:
         raise UsageExit(str(exc)) from None
     except StoreError as exc:
-        raise UsageExit(f"HOKUSAI_DB ({settings.hokusai_db}): {exc}") from None
+        from bot.incident.engine import display
+
+        raise UsageExit(f"HOKUSAI_DB ({display(settings.hokusai_db)}): {exc}") from None
 
 
 AddParser = Callable[[Any], None]

@@ -33,7 +33,7 @@ def cmd_incident(
 
     settings = settings or settings_or_exit()
     action = args.action
-    if not Path(settings.hokusai_db).exists():
+    if isinstance(settings.hokusai_db, Path) and not settings.hokusai_db.exists():
         # Opening would create an empty log and answer "no incidents": a typo would look fine.
         raise UsageExit(f"hokusai incident: no incident log at {settings.hokusai_db} (HOKUSAI_DB)")
     store = IncidentStore(settings.hokusai_db)

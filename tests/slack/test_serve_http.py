@@ -22,6 +22,17 @@ def served(bot_env, tmp_path):
         stop(proc)
 
 
+@pytest.fixture
+def served_on(bot_env, database, tmp_path):
+    """`hokusai serve` with its incident log on each engine in turn (SQLite, PostgreSQL)."""
+    env = {**os.environ, **bot_env, "HOKUSAI_DB": str(database)}
+    proc, url = start_serve(env, tmp_path / "serve.log")
+    try:
+        yield url
+    finally:
+        stop(proc)
+
+
 def post(url: str, request: signing.SignedRequest) -> httpx.Response:
     return httpx.post(url, content=request.body, headers=request.headers, timeout=10)
 
@@ -90,7 +101,8 @@ def _declare(secret: str, slack, retry_num: int | None = None, trigger_id: str =
     )
 
 
-def test_redelivered_command_is_acked_and_not_handled_twice(served, slack, slack_secrets):
+def test_redelivered_command_is_acked_and_not_handled_twice(served_on, slack, slack_secrets):
+    served = served_on
     first = _declare(slack_secrets["signing_secret"], slack)
     assert post(served, first).status_code == 200
     slack.wait_for("chat.postMessage", count=1, timeout=20)

@@ -1,20 +1,21 @@
-"""Two `hokusai serve` processes on one incident log: Slack's redelivery, sent to the other
-process, creates no second incident (as behind a load balancer with two bot instances)."""
+"""Two `hokusai serve` processes on one incident log (a SQLite file, or PostgreSQL): Slack's
+redelivery, sent to the other process, creates no second incident (as behind a load balancer
+with two bot instances)."""
 
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 
 import httpx
 
+from bot.incident.store import IncidentStore
 from bot.sandbox import signing
 from tests.slack.processes import start_serve, stop
 
 
-def test_redelivery_to_another_process_creates_nothing_twice(bot_env, slack, tmp_path):
-    env = {**os.environ, **bot_env}
+def test_redelivery_to_another_process_creates_nothing_twice(bot_env, slack, tmp_path, database):
+    env = {**os.environ, **bot_env, "HOKUSAI_DB": str(database)}
     first, url_a = start_serve(env, tmp_path / "a.log")
     second, url_b = start_serve(env, tmp_path / "b.log")
     try:
@@ -41,5 +42,4 @@ def test_redelivery_to_another_process_creates_nothing_twice(bot_env, slack, tmp
         for proc in (first, second):
             stop(proc)
     assert len(slack.calls_to("chat.postMessage")) == 1
-    with sqlite3.connect(bot_env["HOKUSAI_DB"]) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM incidents").fetchone()[0] == 1
+    assert len(IncidentStore(database).list_incidents()) == 1
