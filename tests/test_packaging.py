@@ -14,7 +14,10 @@ from importlib.metadata import PackageNotFoundError, packages_distributions, req
 
 from tests.doubles import REPO
 
-DEMO_CODE = [REPO / "bot" / "cli" / "demo.py", *(REPO / "bot" / "sandbox").rglob("*.py")]
+DEMO_ENTRY = "bot.sandbox.demo"  # what `hokusai demo` imports, and everything it imports
+# Modules of an extra for a feature the demo never uses, imported only inside the functions
+# that need them (psycopg: only when HOKUSAI_DB is a postgresql:// URL).
+ON_DEMAND = {"psycopg": "postgres"}
 
 
 def _name(requirement: str) -> str:
@@ -37,15 +40,46 @@ def _with_their_requirements(names: set[str]) -> set[str]:
     return seen
 
 
+def _module_path(name: str):
+    base = REPO.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
 def _third_party_imports() -> set[str]:
-    found = set()
-    for path in DEMO_CODE:
-        for node in ast.walk(ast.parse(path.read_text())):
+    """Third-party top-level modules the demo reaches, following the project's own imports.
+
+    A module in ON_DEMAND counts only where it is imported at a module's top level.
+    """
+    found: set[str] = set()
+    seen: set[str] = set()
+    todo = [DEMO_ENTRY]
+    while todo:
+        name = todo.pop()
+        path = _module_path(name)
+        if name in seen or path is None:
+            continue
+        seen.add(name)
+        tree = ast.parse(path.read_text())
+        top_level = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                found.update(alias.name.split(".")[0] for alias in node.names)
+                names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                found.add(node.module.split(".")[0])
-    return {m for m in found if m not in sys.stdlib_module_names and m not in ("bot", "commands")}
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for imported in names:
+                top = imported.split(".")[0]
+                if top in ("bot", "commands"):
+                    todo.append(imported)
+                elif top in ON_DEMAND and id(node) not in top_level:
+                    continue
+                elif top not in sys.stdlib_module_names:
+                    found.add(top)
+    return found
 
 
 def test_the_demo_needs_nothing_from_the_test_extra() -> None:

@@ -216,6 +216,30 @@ class PgDatabase:
             )
         ]
 
+    def columns(self, table: str) -> list[str]:
+        return [
+            row["column_name"]
+            for row in self.query(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+                " current_schema() AND table_name = ? ORDER BY ordinal_position",
+                [table],
+            )
+        ]
+
+    def restart_identities(self) -> None:
+        """After rows were inserted with their ids: new rows continue after the highest."""
+        for row in list(
+            self.query(
+                "SELECT table_name FROM information_schema.columns WHERE table_schema ="
+                " current_schema() AND column_name = 'id' AND is_identity = 'YES'"
+            )
+        ):
+            table = row["table_name"]
+            self.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                f" COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            )
+
     def table(self, name: str) -> PgTable:
         return PgTable(self, name)
 

@@ -1016,6 +1016,40 @@ class IncidentStore:
             )
         return self.runbook_session(session_id)
 
+    # -- moving a log ---------------------------------------------------------------------------
+
+    def copy_from(self, source: IncidentStore) -> dict[str, tuple[int, int]]:
+        """Copy every row of ``source`` that this log does not hold yet; ids are kept.
+
+        Idempotent: a row whose key is already here is left alone, so a copy that stopped half
+        way can simply be run again. Returns ``{table: (copied, already_here)}``, tables in the
+        order their foreign keys need. Leases are not copied: they belong to running processes.
+        """
+        copied: dict[str, tuple[int, int]] = {}
+        with source._db() as src, self._transaction() as dest:
+            for table in _tables_in_dependency_order(src):
+                if table in _NOT_COPIED:
+                    continue
+                theirs = {
+                    r["name"] for r in src.query(f"SELECT name FROM pragma_table_info('{table}')")
+                }
+                ours = set(_columns(dest, table))
+                columns = [c for c in _columns(src, table) if c in theirs and c in ours]
+                rows = list(src.query(f"SELECT {', '.join(columns)} FROM {table}"))
+                new = 0
+                for row in rows:
+                    cursor = self._write(
+                        dest,
+                        f"INSERT OR IGNORE INTO {table} ({', '.join(columns)})"
+                        f" VALUES ({', '.join('?' for _ in columns)})",
+                        [row[c] for c in columns],
+                    )
+                    new += cursor.rowcount
+                copied[table] = (new, len(rows) - new)
+            if isinstance(dest, PgDatabase):
+                dest.restart_identities()
+        return copied
+
     # -- dedupe and leases -------------------------------------------------------------------
 
     def claim_request(self, key: str, *, now: datetime | None = None) -> bool:
@@ -1083,6 +1117,33 @@ _LATEST = (
     " AND f.run_id = latest.run_id"
 )
 _NO_CUTOFF = 2**62
+
+_NOT_COPIED = frozenset({"summary_leases", "_sqlite_migrations"})
+
+
+def _columns(db: Any, table: str) -> list[str]:
+    if isinstance(db, PgDatabase):
+        return db.columns(table)
+    return [r["name"] for r in db.query(f"SELECT name FROM pragma_table_info('{table}')")]
+
+
+def _tables_in_dependency_order(db: Database) -> list[str]:
+    """A SQLite log's tables, each after the tables its foreign keys point at."""
+    tables = [t for t in db.table_names() if not t.startswith("sqlite_")]
+    needs = {
+        t: {r["table"] for r in db.query(f"SELECT * FROM pragma_foreign_key_list('{t}')")} - {t}
+        for t in tables
+    }
+    ordered: list[str] = []
+    while needs:
+        ready = sorted(t for t, deps in needs.items() if deps <= set(ordered))
+        if not ready:  # a cycle: keep the rest as they are
+            ready = sorted(needs)
+        ordered += ready
+        for t in ready:
+            needs.pop(t)
+    return ordered
+
 
 _ID = re.compile(r"^#?(?:inc-?)?(\d+)$", re.IGNORECASE)
 
