@@ -106,9 +106,11 @@ def _make_listener(services: Services):
 
 async def _run(module: ModuleType, parsed: Any, req: CommandRequest, services: Services) -> None:
     # After the ack, so a slow database never costs Slack's 3 seconds.
-    if not await asyncio.to_thread(services.claim_request, req.request_key):
-        return  # Slack redelivered a command whose work has already started
     try:
+        if not await asyncio.to_thread(
+            services.claim_request, req.request_key, is_retry=req.is_retry
+        ):
+            return  # Slack redelivered a command whose work has already started
         reply = await module.handle(parsed, req, services)
     except UsageError as exc:
         reply = usage_reply(str(exc), module)

@@ -82,9 +82,10 @@ async def finish(
     report: Any, req: CommandRequest, services: Services, ts: str, target: str
 ) -> None:
     """Record the run, then turn the progress message into the final view."""
-    incident, run_id = await asyncio.to_thread(_record, report, req, services)
+    recorded = await asyncio.to_thread(_record, report, req, services)
+    incident = recorded.incident
     # Reading the runbook files is disk work: off the event loop like the store.
-    actions = await asyncio.to_thread(_actions, report, incident, run_id, report.env)
+    actions = await asyncio.to_thread(_actions, report, incident, recorded.run_id, report.env)
     text, blocks, overflow = report_blocks(report, target=target, actions=actions)
     if incident is not None:
         blocks.append(
@@ -99,6 +100,11 @@ async def finish(
             }
         )
     await services.outbound.update(req.channel_id, ts, text, blocks)
+    if recorded.fault:
+        await services.outbound.post(
+            req.channel_id,
+            f":warning: Diagnose posted but not saved to the incident log: {recorded.fault}.",
+        )
     if overflow:
         for chunk in thread_detail(report):
             await services.outbound.post(req.channel_id, chunk, thread_ts=ts)
@@ -117,22 +123,33 @@ def thread_detail(report: Any) -> list[str]:
     return chunks
 
 
-def _record(report: Any, req: CommandRequest, services: Services) -> tuple[Any, int | None]:
+@dataclass
+class Recorded:
+    """Where a run was recorded, or why it could not be (``fault``: the store's short cause)."""
+
+    incident: Any = None
+    run_id: int | None = None
+    fault: str | None = None
+
+
+def _record(report: Any, req: CommandRequest, services: Services) -> Recorded:
+    from bot.incident.store import StoreError
+
     try:
         store = services.store()
         with store.session():
             incident = store.open_incident_for_channel(req.channel_id)
             run_id = store.record_run(
-                report,
+                report.to_json(),
                 incident_id=incident.id if incident else None,
                 channel=req.channel_id,
                 requested_by=req.user_id,
                 request_key=req.request_key,
             )
-        return incident, run_id
-    except Exception as exc:  # the answer still reaches the channel if the log is down
-        log.warning("could not record the diagnose run: %s", exc)
-        return None, None
+        return Recorded(incident, run_id)
+    except StoreError as exc:  # the answer still reaches the channel; the channel is told
+        log.warning("diagnose run in %s not recorded: %s", req.channel_id, exc.message)
+        return Recorded(fault=exc.reason)
 
 
 def _actions(report: Any, incident: Any, run_id: int | None, env: str) -> list[dict[str, Any]]:

@@ -313,7 +313,7 @@ async def _verify_one(
     data = report.to_json() if hasattr(report, "to_json") else report
     await asyncio.to_thread(
         lambda: store.record_run(
-            report,
+            data,
             incident_id=incident.id,
             channel=req.channel_id,
             requested_by=req.user_id,

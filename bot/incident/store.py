@@ -9,7 +9,8 @@ Example::
     store = IncidentStore("hokusai.db")
     incident = store.declare_incident("Registry 404s", severity=1, channel_id="C1",
                                       commander="U1")
-    run_id = store.record_run(report, incident_id=incident.id, channel="C1", requested_by="U1")
+    run_id = store.record_run(report.to_json(), incident_id=incident.id, channel="C1",
+                              requested_by="U1")
     with store.session():          # several calls on one connection
         findings = store.findings(incident.id)
         tickets = store.tickets(incident.id)
@@ -22,7 +23,7 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,7 +47,15 @@ _MIGRATED: set[str] = set()
 
 
 class StoreError(HokusaiError):
-    """The incident log could not be read or written; the message is one line for a person."""
+    """The incident log could not be read or written; the message is one line for a person.
+
+    ``reason`` is the short cause (``database is locked``) for lines that name what failed
+    themselves: "posted but not saved to the incident log: database is locked".
+    """
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class UnknownIncident(StoreError):
@@ -96,16 +105,6 @@ def _started_at(value: Any, now: datetime | None) -> str:
         return to_ts(value)
     parsed = from_ts(str(value)) if value else None
     return to_ts(parsed or _now(now))
-
-
-def _hints(report: Any) -> dict[str, str]:
-    """Hints by check id from a report's outcomes (its ``to_json()`` leaves them out)."""
-    hints = {}
-    for outcome in getattr(report, "outcomes", None) or []:
-        hint = getattr(getattr(outcome, "result", None), "hint", None)
-        if hint:
-            hints[outcome.id] = hint
-    return hints
 
 
 def _loads(value: str | None, default: Any) -> Any:
@@ -285,19 +284,37 @@ class CheckState:
         return self.status in FAILING_STATUSES
 
 
+class _RedactedRow(dict[str, Any]):
+    """A row whose values went through the store's scrub (made by ``_redacted`` only)."""
+
+
 def _store_error(exc: sqlite3.Error) -> StoreError:
+    """A sentence for a person, never the exception's class name; ``reason`` the short cause."""
     text = str(exc).lower()
     if "locked" in text or "busy" in text:
+        reason = "database is locked"
         message = "the incident log is busy (database is locked); try again in a moment"
     elif "full" in text:
+        reason = "database or disk is full"
         message = "the incident log is full (disk or size limit reached); nothing new was saved"
-    elif "disk i/o" in text or "readonly" in text or "read-only" in text:
+    elif "readonly" in text or "read-only" in text:
+        reason = "database is read-only"
+        message = (
+            "the incident log is read-only (check HOKUSAI_DB's permissions); nothing new was saved"
+        )
+    elif "disk i/o" in text:
+        reason = "disk I/O error"
         message = f"the incident log cannot be written ({exc}); nothing new was saved"
     elif "unable to open" in text:
+        reason = "cannot open the database file"
         message = "the incident log cannot be opened (check HOKUSAI_DB and its directory)"
+    elif "malformed" in text or "not a database" in text:
+        reason = "the database file is damaged"
+        message = "the incident log is damaged (restore HOKUSAI_DB from a backup)"
     else:
+        reason = str(exc)
         message = f"the incident log failed: {exc}"
-    return StoreError(message)
+    return StoreError(message, reason=reason)
 
 
 class IncidentStore:
@@ -305,7 +322,9 @@ class IncidentStore:
 
     Args:
         path: the database file (``HOKUSAI_DB``).
-        busy_timeout: seconds a write waits for another writer before ``StoreError``.
+        busy_timeout: seconds a write waits for another writer before ``StoreError``. Writes
+            are short (rows are redacted before the write lock is taken), so a wait this long
+            means something is wrong, not that the bot is busy.
         scrub: the redaction applied to every written value (default: outbound's scrub).
         on_connect: called with each new ``sqlite3.Connection`` (tests set PRAGMAs here).
     """
@@ -314,7 +333,7 @@ class IncidentStore:
         self,
         path: str | Path,
         *,
-        busy_timeout: float = 5.0,
+        busy_timeout: float = 15.0,
         scrub: Callable[[Any], Any] | None = None,
         on_connect: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
@@ -401,22 +420,49 @@ class IncidentStore:
                 db.rollback()
                 raise
 
-    def _write(self, db: Database, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        """The one place the store writes: every parameter is redacted first."""
-        clean = [self._scrub(value) if isinstance(value, str) else value for value in params]
+    def _write(
+        self, db: Database, sql: str, params: Sequence[Any] = (), *, redacted: bool = False
+    ) -> sqlite3.Cursor:
+        """The one place the store writes: every parameter is redacted first (``redacted``:
+        by :meth:`_redacted` already, only ever for the values of a ``_RedactedRow``)."""
+        clean = (
+            params if redacted else [self._scrub(v) if isinstance(v, str) else v for v in params]
+        )
         return db.execute(sql, clean)
 
-    def _insert(self, db: Database, table: str, row: dict[str, Any]) -> int:
-        row = {
-            k: json.dumps(self._scrub(v), default=str) if k in _JSON_COLUMNS else v
-            for k, v in row.items()
-        }
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        cursor = self._write(
-            db, f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values())
+    def _redacted(self, row: dict[str, Any]) -> _RedactedRow:
+        """A row with every text redacted and JSON columns encoded, ready for ``_insert``."""
+        return _RedactedRow(
+            {
+                k: json.dumps(self._scrub(v), default=str)
+                if k in _JSON_COLUMNS
+                else (self._scrub(v) if isinstance(v, str) else v)
+                for k, v in row.items()
+            }
         )
+
+    def _insert(self, db: Database, table: str, row: dict[str, Any]) -> int:
+        clean = row if isinstance(row, _RedactedRow) else self._redacted(row)
+        columns = ", ".join(clean)
+        marks = ", ".join("?" for _ in clean)
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+        cursor = self._write(db, sql, list(clean.values()), redacted=True)
         return int(cursor.lastrowid or 0)
+
+    def _timeline(
+        self,
+        db: Database,
+        incident_id: int,
+        kind: str,
+        text: str,
+        *,
+        at: str,
+        actor: str | None,
+        ref: str | None = None,
+    ) -> int:
+        """Append one timeline entry, inside the caller's transaction when there is one."""
+        row = {"incident_id": incident_id, "at": at, "actor": actor, "kind": kind}
+        return self._insert(db, "timeline", {**row, "text": text, "ref": ref})
 
     def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         with self._db() as db:
@@ -464,16 +510,13 @@ class IncidentStore:
                         "started_at": at,
                     },
                 )
-                self._insert(
+                self._timeline(
                     db,
-                    "timeline",
-                    {
-                        "incident_id": incident_id,
-                        "at": at,
-                        "actor": commander,
-                        "kind": "declared",
-                        "text": f"Declared SEV{severity}: {title}",
-                    },
+                    incident_id,
+                    "declared",
+                    f"Declared SEV{severity}: {title}",
+                    at=at,
+                    actor=commander,
                 )
         except sqlite3.IntegrityError:
             # Another process won the race for this channel between our check and insert.
@@ -551,17 +594,14 @@ class IncidentStore:
                 "UPDATE incidents SET status = ?, resolved_at = ? WHERE id = ?",
                 [status, at if status == "resolved" else None, incident_id],
             )
-            self._insert(
+            self._timeline(
                 db,
-                "timeline",
-                {
-                    "incident_id": incident_id,
-                    "at": at,
-                    "actor": actor,
-                    "kind": "resolved" if status == "resolved" else "status",
-                    "text": f"Status {current} → {status}",
-                    "ref": current,
-                },
+                incident_id,
+                "resolved" if status == "resolved" else "status",
+                f"Status {current} → {status}",
+                at=at,
+                actor=actor,
+                ref=current,
             )
         return self.incident(incident_id)
 
@@ -596,17 +636,8 @@ class IncidentStore:
         with self._db() as db:
             if not list(db.query("SELECT 1 FROM incidents WHERE id = ?", [incident_id])):
                 raise UnknownIncident(f"no incident #{incident_id}")
-            return self._insert(
-                db,
-                "timeline",
-                {
-                    "incident_id": incident_id,
-                    "at": to_ts(_now(now)),
-                    "actor": actor,
-                    "kind": kind,
-                    "text": text,
-                    "ref": ref,
-                },
+            return self._timeline(
+                db, incident_id, kind, text, at=to_ts(_now(now)), actor=actor, ref=ref
             )
 
     def add_note(
@@ -629,7 +660,7 @@ class IncidentStore:
 
     def record_run(
         self,
-        report: Any,
+        run: Mapping[str, Any],
         *,
         incident_id: int | None = None,
         channel: str | None = None,
@@ -637,91 +668,88 @@ class IncidentStore:
         request_key: str | None = None,
         now: datetime | None = None,
     ) -> int:
-        """Store a diagnose report (``to_json()`` or its dict) and its findings atomically.
+        """Store one diagnose run and its findings atomically; returns the run's id.
+
+        Args:
+            run: the run as ``hokusai diagnose --json`` prints it (``DiagnoseReport.to_json()``:
+                ``env``, ``scopes``, ``started_at``, ``duration_ms``, ``checks`` with their
+                ``hint``, ``first_failure``, ``verdict``).
 
         A ``request_key`` seen before returns the run already recorded for it, so a Slack
         retry never records the findings twice.
         """
-        data = report.to_json() if hasattr(report, "to_json") else dict(report)
-        hints = _hints(report)
         recorded = to_ts(_now(now))
-        first = data.get("first_failure") or {}
-        checks = data.get("checks") or []
-        started = _started_at(data.get("started_at"), now)
-        if request_key:
-            existing = self._rows(
-                "SELECT id FROM diagnose_runs WHERE request_key = ?", [request_key]
+        first = run.get("first_failure") or {}
+        checks = run["checks"]
+        # Redacted before the write lock is taken: the lock is held for the inserts alone.
+        run_row = self._redacted(
+            {
+                "incident_id": incident_id,
+                "channel": channel,
+                "env": run["env"],
+                "scopes": list(run.get("scopes") or []),
+                "started_at": _started_at(run.get("started_at"), now),
+                "duration_ms": run.get("duration_ms"),
+                "first_failure_id": first.get("id"),
+                "first_failure_layer": first.get("layer"),
+                "classification": first.get("classification"),
+                "verdict": run.get("verdict"),
+                "requested_by": requested_by,
+                "request_key": request_key,
+                "recorded_at": recorded,
+            }
+        )
+        finding_rows = [
+            self._redacted(
+                {
+                    "incident_id": incident_id,
+                    "at": recorded,
+                    "check_id": check["id"],
+                    "layer": check["layer"],
+                    "status": str(check["status"]),
+                    "classification": check.get("classification"),
+                    "summary": check.get("summary"),
+                    "evidence": check.get("evidence") or {},
+                    "hint": check.get("hint"),
+                    "duration_ms": check.get("duration_ms"),
+                }
             )
-            if existing:
-                return int(existing[0]["id"])
+            for check in checks
+        ]
+        where = (
+            f"first failing hop {first.get('layer')} ({first.get('id')}, "
+            f"{first.get('classification') or 'unclassified'})"
+            if first
+            else "no failing hop"
+        )
+        line = f"Diagnose: {len(checks)} checks, {where}. {run.get('verdict') or ''}".strip()
+        if request_key and (known := self._run_for_key(request_key)) is not None:
+            return known
         try:
             with self._transaction() as db:
-                run_id = self._insert(
-                    db,
-                    "diagnose_runs",
-                    {
-                        "incident_id": incident_id,
-                        "channel": channel,
-                        "env": data.get("env"),
-                        "scopes": list(data.get("scopes") or []),
-                        "started_at": started,
-                        "duration_ms": data.get("duration_ms"),
-                        "first_failure_id": first.get("id"),
-                        "first_failure_layer": first.get("layer"),
-                        "classification": first.get("classification"),
-                        "verdict": data.get("verdict"),
-                        "requested_by": requested_by,
-                        "request_key": request_key,
-                        "recorded_at": recorded,
-                    },
-                )
-                for check in checks:
-                    self._insert(
-                        db,
-                        "findings",
-                        {
-                            "run_id": run_id,
-                            "incident_id": incident_id,
-                            "at": recorded,
-                            "check_id": check.get("id"),
-                            "layer": check.get("layer"),
-                            "status": str(check.get("status")),
-                            "classification": check.get("classification"),
-                            "summary": check.get("summary"),
-                            "evidence": check.get("evidence") or {},
-                            "hint": check.get("hint") or hints.get(check.get("id")),
-                            "duration_ms": check.get("duration_ms"),
-                        },
-                    )
+                run_id = self._insert(db, "diagnose_runs", run_row)
+                for row in finding_rows:
+                    self._insert(db, "findings", _RedactedRow({"run_id": run_id, **row}))
                 if incident_id is not None:
-                    where = (
-                        f"first failing hop {first.get('layer')} ({first.get('id')}, "
-                        f"{first.get('classification') or 'unclassified'})"
-                        if first
-                        else "no failing hop"
-                    )
-                    self._insert(
+                    self._timeline(
                         db,
-                        "timeline",
-                        {
-                            "incident_id": incident_id,
-                            "at": recorded,
-                            "actor": requested_by,
-                            "kind": "diagnose",
-                            "text": f"Diagnose: {len(checks)} checks, {where}. "
-                            f"{data.get('verdict') or ''}".strip(),
-                            "ref": f"run:{run_id}",
-                        },
+                        incident_id,
+                        "diagnose",
+                        line,
+                        at=recorded,
+                        actor=requested_by,
+                        ref=f"run:{run_id}",
                     )
         except sqlite3.IntegrityError:
-            if request_key:
-                rows = self._rows(
-                    "SELECT id FROM diagnose_runs WHERE request_key = ?", [request_key]
-                )
-                if rows:
-                    return int(rows[0]["id"])
+            # Another process recorded the same request between our look and our insert.
+            if request_key and (known := self._run_for_key(request_key)) is not None:
+                return known
             raise
         return run_id
+
+    def _run_for_key(self, request_key: str) -> int | None:
+        rows = self._rows("SELECT id FROM diagnose_runs WHERE request_key = ?", [request_key])
+        return int(rows[0]["id"]) if rows else None
 
     def run(self, run_id: int) -> DiagnoseRun:
         rows = self._rows("SELECT * FROM diagnose_runs WHERE id = ?", [run_id])
@@ -881,19 +909,16 @@ class IncidentStore:
                     },
                 )
                 checks = ", ".join(check_ids) if check_ids else "no failing checks"
-                self._insert(
+                self._timeline(
                     db,
-                    "timeline",
-                    {
-                        "incident_id": incident_id,
-                        "at": at,
-                        "actor": actor,
-                        "kind": "ticket",
-                        "text": f"Linked {provider} ticket {key}"
-                        + (f" “{title}”" if title else "")
-                        + f" (checks: {checks})",
-                        "ref": key,
-                    },
+                    incident_id,
+                    "ticket",
+                    f"Linked {provider} ticket {key}"
+                    + (f" “{title}”" if title else "")
+                    + f" (checks: {checks})",
+                    at=at,
+                    actor=actor,
+                    ref=key,
                 )
         return self.ticket(incident_id, provider, key)
 
@@ -958,17 +983,14 @@ class IncidentStore:
                 },
             )
             if incident_id is not None:
-                self._insert(
+                self._timeline(
                     db,
-                    "timeline",
-                    {
-                        "incident_id": incident_id,
-                        "at": at,
-                        "actor": actor,
-                        "kind": "runbook",
-                        "text": f"Started runbook {runbook_id}",
-                        "ref": f"runbook:{session_id}",
-                    },
+                    incident_id,
+                    "runbook",
+                    f"Started runbook {runbook_id}",
+                    at=at,
+                    actor=actor,
+                    ref=f"runbook:{session_id}",
                 )
         return self.runbook_session(session_id)
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Environment, HokusaiConfig
+from bot.errors import HokusaiError
 from bot.outbound import Outbound
 from bot.redaction import Redactor, default_redactor
 from bot.settings import Settings
@@ -85,12 +86,17 @@ class Services:
             checks=self.overrides.get("checks"),
         )
 
-    def claim_request(self, key: str) -> bool:
+    def claim_request(self, key: str, *, is_retry: bool | None = None) -> bool:
         """True the first time a request key is seen; Slack's redeliveries get False.
 
         The store makes this hold across processes; the in-memory map covers the window
         before the store exists and keeps the common case free of a database round trip.
+        When the store cannot answer, the check fails closed: a request that may be a
+        redelivery (``is_retry`` not False) raises ``StoreError`` with a sentence for the user
+        rather than run twice; only a known first delivery goes ahead.
         """
+        from bot.incident.store import StoreError
+
         if key in self._seen_requests:
             return False
         self._seen_requests[key] = None
@@ -98,9 +104,16 @@ class Services:
             self._seen_requests.popitem(last=False)
         try:
             return self.store().claim_request(key)
-        except Exception as exc:  # the store being down must not stop the bot answering
-            log.warning("could not record request key: %s", type(exc).__name__)
-            return True
+        except StoreError as exc:
+            if is_retry is False:
+                log.warning("could not record request key (%s); a first delivery runs", exc.reason)
+                return True
+            log.warning("could not check request key (%s); not run", exc.reason)
+            raise StoreError(
+                "the incident log cannot tell whether this request was already handled "
+                f"({exc.reason}), so it was not run; try again in a moment",
+                reason=exc.reason,
+            ) from None
 
     def spawn(
         self, coro: Coroutine[Any, Any, Any], *, notify: tuple[str, str] | None = None
@@ -130,15 +143,18 @@ class Services:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.exception("background work failed (%s)", type(exc).__name__)
+            if isinstance(exc, HokusaiError):
+                log.warning("background work failed: %s", exc.message)
+                said = f":warning: That did not work: {exc.message}."
+            else:
+                log.exception("background work failed (%s)", type(exc).__name__)
+                said = (
+                    f":warning: That did not work ({type(exc).__name__}). Nothing was "
+                    "changed; the details are in the bot's log."
+                )
             if notify and notify[0] and notify[1]:
                 try:
-                    await self.outbound.ephemeral(
-                        notify[0],
-                        notify[1],
-                        f":warning: That did not work ({type(exc).__name__}). Nothing was "
-                        "changed; the details are in the bot's log.",
-                    )
+                    await self.outbound.ephemeral(notify[0], notify[1], said)
                 except Exception:
                     log.warning("could not tell the user about the failure either")
             return None
