@@ -43,6 +43,7 @@ from bot.diagnosis.aws import (
     describe_error,
     read_only_session,
 )
+from bot.diagnosis.aws_cache import AwsReadCache
 from bot.diagnosis.checks.base import (
     HOP_TITLES,
     LAYERS,
@@ -310,7 +311,9 @@ class Runner:
         if hook:
             http.event_hooks["request"].append(hook)
         try:
-            outcomes = await self._run_all(instances, aws, http, on_outcome)
+            # One run is one snapshot: checks asking the same read share one call.
+            reads = AwsReadCache(aws.call)
+            outcomes = await self._run_all(instances, reads, http, on_outcome)
         finally:
             if hook:
                 http.event_hooks["request"].remove(hook)
@@ -343,7 +346,7 @@ class Runner:
     async def _run_all(
         self,
         instances: list[CheckInstance],
-        aws: AwsCaller,
+        aws: AwsReadCache,
         http: httpx.AsyncClient,
         on_outcome: OutcomeCallback | None,
     ) -> dict[str, CheckOutcome]:
@@ -371,7 +374,7 @@ class Runner:
     async def _execute(
         self,
         instance: CheckInstance,
-        aws: AwsCaller,
+        aws: AwsReadCache,
         http: httpx.AsyncClient,
         upstream: dict[str, CheckOutcome],
     ) -> CheckOutcome:
