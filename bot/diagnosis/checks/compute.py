@@ -9,13 +9,14 @@ the Cloud Map names that have instances.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
 from bot.config import EcsService, Environment
+from bot.diagnosis import cloud_map as cloud_map_reads
 from bot.diagnosis.checks.base import CheckContext, CheckResult, Classification, check
 from bot.redaction import default_redactor
 
@@ -247,55 +248,9 @@ async def ecs_service(ctx: CheckContext) -> CheckResult:
 # -- Cloud Map ------------------------------------------------------------------------------
 
 
-@dataclass
-class CloudMapName:
-    """A Cloud Map name (``mlflow.hokusai-development.local``) and what backs it."""
-
-    name: str
-    namespace: str | None = None
-    service_id: str | None = None
-    instances: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def exists(self) -> bool:
-        return self.service_id is not None
-
-
-async def list_cloud_map(ctx: CheckContext) -> dict[str, CloudMapName]:
-    """Every ``service.namespace`` name in Cloud Map with its registered instances."""
-    names: dict[str, CloudMapName] = {}
-    namespaces = (await ctx.aws("servicediscovery", "list_namespaces")).get("Namespaces", [])
-    for ns in namespaces:
-        services = await ctx.aws(
-            "servicediscovery",
-            "list_services",
-            Filters=[{"Name": "NAMESPACE_ID", "Values": [ns["Id"]], "Condition": "EQ"}],
-        )
-        for svc in services.get("Services", []):
-            full = f"{svc['Name']}.{ns['Name']}"
-            instances = await ctx.aws("servicediscovery", "list_instances", ServiceId=svc["Id"])
-            names[full] = CloudMapName(
-                full,
-                ns["Name"],
-                svc["Id"],
-                [
-                    {
-                        "id": i["Id"],
-                        "ipv4": i.get("Attributes", {}).get("AWS_INSTANCE_IPV4"),
-                        "port": i.get("Attributes", {}).get("AWS_INSTANCE_PORT"),
-                    }
-                    for i in instances.get("Instances", [])
-                ],
-            )
-        names.setdefault(f"*.{ns['Name']}", CloudMapName(f"*.{ns['Name']}", ns["Name"]))
-    return names
-
-
-_CLOUD_MAP_READS = [
-    "servicediscovery:ListNamespaces",
-    "servicediscovery:ListServices",
-    "servicediscovery:ListInstances",
-]
+# What the evidence lists of a namespace's other services, at most.
+_OTHER_NAMES_SHOWN = 10
+_CLOUD_MAP_READS = list(cloud_map_reads.READS)
 
 
 @check(
@@ -310,25 +265,25 @@ async def cloud_map(ctx: CheckContext) -> CheckResult:
     spec = ctx.service
     if spec is None or not spec.discovery:
         return CheckResult.skipped("no discovery name configured for this service")
-    names = await list_cloud_map(ctx)
-    entry = names.get(spec.discovery)
     namespace = spec.discovery.split(".", 1)[1] if "." in spec.discovery else spec.discovery
-    known = sorted(n for n, e in names.items() if e.exists)
-    if f"*.{namespace}" not in names:
+    entry = await cloud_map_reads.resolve(ctx.aws, spec.discovery)
+    if entry.namespace != namespace:
         return CheckResult.failed(
             f"Cloud Map namespace {namespace} does not exist, so {spec.discovery} cannot resolve",
             Classification.INFRASTRUCTURE,
             hint="the private DNS namespace was not created (or was lost in a migration)",
             discovery=spec.discovery,
-            known_names=known,
         )
-    if entry is None or not entry.exists:
+    if not entry.exists:
+        others = [f"{name}.{namespace}" for name in entry.other_services]
+        shown = others[:_OTHER_NAMES_SHOWN]
+        more = len(others) - len(shown)
         return CheckResult.failed(
             f"Cloud Map has no service {spec.discovery.split('.', 1)[0]} in {namespace}",
             Classification.INFRASTRUCTURE,
             hint="the ECS service's serviceRegistries must point at a Cloud Map service",
             discovery=spec.discovery,
-            known_names=known,
+            known_names=shown + ([f"and {more} more"] if more else []),
         )
     if not entry.instances:
         return CheckResult.failed(
@@ -337,7 +292,6 @@ async def cloud_map(ctx: CheckContext) -> CheckResult:
             hint=f"no healthy {spec.name} task is registered; see compute.ecs-service",
             discovery=spec.discovery,
             service_id=entry.service_id,
-            known_names=known,
         )
     return CheckResult.passed(
         f"{spec.discovery}: {len(entry.instances)} instance(s) registered",
@@ -565,7 +519,7 @@ def mlflow_urls(env_vars: dict[str, str]) -> dict[str, str]:
 
 
 def upstream_findings(
-    env: Environment, urls: dict[str, str], names: dict[str, CloudMapName]
+    env: Environment, urls: dict[str, str], names: dict[str, cloud_map_reads.CloudMapName]
 ) -> list[ConfigFinding]:
     """An MLflow URL against the Cloud Map names that have instances."""
     mlflow = next((s for s in env.ecs.services if s.is_mlflow), None) if env.ecs else None
@@ -587,6 +541,8 @@ def upstream_findings(
         configured = mlflow is not None and host == mlflow.discovery
         in_cloud_map = any(host.endswith("." + ns) for ns in namespaces)
         entry = names.get(host)
+        if entry is not None and not entry.exists:
+            entry = None  # a name in a namespace, but no service by that name
         if host == env.public.hostname:
             out.append(
                 ConfigFinding(
@@ -660,6 +616,16 @@ def upstream_findings(
     return out
 
 
+async def _cloud_map_names(
+    ctx: CheckContext, urls: dict[str, str]
+) -> dict[str, cloud_map_reads.CloudMapName]:
+    """The Cloud Map names the URLs point at, and the configured MLflow name: only those."""
+    mlflow = next((s for s in ctx.env.ecs.services if s.is_mlflow), None)
+    hosts = {urlsplit(url).hostname for url in urls.values()}
+    hosts.add(mlflow.discovery if mlflow else None)
+    return await cloud_map_reads.resolve_all(ctx.aws, [h for h in hosts if h])
+
+
 async def _service_containers(ctx: CheckContext) -> dict[str, dict[str, Any]]:
     """Each configured service's main container (services that exist)."""
     out = {}
@@ -697,7 +663,6 @@ async def task_config(ctx: CheckContext) -> CheckResult:
     if container is None:
         return CheckResult.skipped(f"{spec.name} does not exist (see compute.ecs-service)")
     env_vars = container_env(container)
-    names = await list_cloud_map(ctx)
     findings: list[ConfigFinding] = []
     if spec.is_mlflow:
         argv = container_argv(container)
@@ -719,7 +684,7 @@ async def task_config(ctx: CheckContext) -> CheckResult:
                 f"{spec.name} sets no MLflow URL (looked for {', '.join(_MLFLOW_URL_NAMES)})",
                 revision=container["_revision"],
             )
-        findings += upstream_findings(ctx.env, urls, names)
+        findings += upstream_findings(ctx.env, urls, await _cloud_map_names(ctx, urls))
     evidence = {
         "revision": container["_revision"],
         "container": container.get("name"),
