@@ -11,13 +11,24 @@ The format is AWS's (space-separated, some fields double-quoted, ``-`` for "none
 
 A target status of ``-`` means no target answered: the load balancer produced the response
 itself (a fixed-response rule, a redirect, or no healthy target).
+
+Where the objects are: one per load balancer node every five minutes, named after the end of
+its interval, under a prefix per UTC day (:func:`day_prefix`). :func:`list_window` lists only
+the days a time window touches, starting after the window's first interval, so the cost
+follows the window, not the bucket.
 """
 
 from __future__ import annotations
 
+import calendar
 import re
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
+
+AwsCall = Callable[..., Awaitable[Any]]
 
 # Field names in the order ALB writes them; later AWS releases append fields, kept in `extra`.
 FIELDS: tuple[str, ...] = (
@@ -231,3 +242,103 @@ def format_line(
         dash,
     ]
     return " ".join(parts)
+
+
+# -- where the load balancer writes its logs ----------------------------------------------------
+
+# ALB names each object after the end of the five minutes it covers: ..._20250819T1340Z_...
+_KEY_TIME = re.compile(r"_(\d{8}T\d{4}Z)_")
+_INTERVAL_S = 5 * 60
+
+
+@dataclass(frozen=True)
+class LogObject:
+    """One access-log object in S3 and the time its name gives (the end of its interval)."""
+
+    key: str
+    size: int
+    ends_at: float  # epoch seconds
+
+    def to_json(self) -> dict[str, object]:
+        return {"key": self.key, "size": self.size, "ends_at": _iso(self.ends_at)}
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def key_time(key: str) -> float | None:
+    """The interval end an ALB log object's name carries, in epoch seconds; None if none."""
+    match = _KEY_TIME.search(key.rsplit("/", 1)[-1])
+    if not match:
+        return None
+    return float(calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%MZ")))
+
+
+def day_prefix(load_balancer_arn: str, bucket_prefix: str, day: float) -> str:
+    """The key prefix of one load balancer's objects for one UTC day.
+
+    ``{prefix}/AWSLogs/{account}/elasticloadbalancing/{region}/{yyyy/mm/dd}/``
+    ``{account}_elasticloadbalancing_{region}_app.{name}.{id}_`` — everything up to the time.
+    """
+    parts = load_balancer_arn.split(":")
+    region, account = parts[3], parts[4]
+    name, lb_id = load_balancer_arn.split(":loadbalancer/", 1)[1].split("/")[1:3]
+    head = bucket_prefix.strip("/") + "/" if bucket_prefix.strip("/") else ""
+    date = time.strftime("%Y/%m/%d", time.gmtime(day))
+    return (
+        f"{head}AWSLogs/{account}/elasticloadbalancing/{region}/{date}/"
+        f"{account}_elasticloadbalancing_{region}_app.{name}.{lb_id}_"
+    )
+
+
+@dataclass
+class WindowListing:
+    """The log objects of a time window, newest first, and what listing them cost."""
+
+    objects: list[LogObject] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    calls: int = 0
+
+
+async def list_window(
+    aws: AwsCall,
+    bucket: str,
+    bucket_prefix: str,
+    load_balancer_arn: str,
+    start: float,
+    end: float,
+) -> WindowListing:
+    """The load balancer's log objects whose interval overlaps ``[start, end]``, newest first.
+
+    Only the window's keys are listed: one prefix per UTC day the window touches (newest day
+    first), starting after the window's first interval, every page followed to the end.
+    """
+    listing = WindowListing()
+    first_day = start - start % 86400
+    day = end - end % 86400
+    while day >= first_day:
+        prefix = day_prefix(load_balancer_arn, bucket_prefix, day)
+        params: dict[str, object] = {"Bucket": bucket, "Prefix": prefix}
+        if day == first_day:
+            # Keys sort by the time in their name: skip the day before the window.
+            params["StartAfter"] = prefix + time.strftime("%Y%m%dT%H%MZ", time.gmtime(start))
+        listing.prefixes.append(prefix)
+        token = None
+        while True:
+            page = await aws(
+                "s3", "list_objects_v2", **params, **({"ContinuationToken": token} if token else {})
+            )
+            listing.calls += 1
+            for item in page.get("Contents", []):
+                ends_at = key_time(item["Key"])
+                if ends_at is not None and start <= ends_at <= end + _INTERVAL_S:
+                    listing.objects.append(
+                        LogObject(item["Key"], int(item.get("Size", 0)), ends_at)
+                    )
+            token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            if not token:
+                break
+        day -= 86400
+    listing.objects.sort(key=lambda o: (o.ends_at, o.key), reverse=True)
+    return listing

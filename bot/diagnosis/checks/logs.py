@@ -1,9 +1,11 @@
 """Context checks over logs: recent error lines per service, and the ALB's access logs.
 
-``logs.errors`` asks CloudWatch Logs once for lines that look like trouble (one OR filter
-pattern, which real CloudWatch applies server-side), then classifies them again in Python —
-moto ignores OR patterns, and the grouping needs the text anyway. Everything shown passes
-through the redactor first.
+``logs.errors`` asks CloudWatch Logs for lines that look like trouble (one OR filter pattern,
+which real CloudWatch applies server-side), newest first and up to a budget (see
+``bot.diagnosis.log_window``), then classifies them again in Python — moto ignores OR
+patterns, and the grouping needs the text anyway. Lines are redacted before they are grouped,
+so a secret never makes a kind of its own; counts are exact when the whole window was read and
+marked ``≥`` when it was not.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.diagnosis.alb_logs import parse_lines
+from bot.diagnosis.alb_logs import list_window, parse_lines
+from bot.diagnosis.aws_cache import gather_bounded
 from bot.diagnosis.checks.base import CheckContext, CheckResult, check
 from bot.diagnosis.checks.edge import configured_load_balancers
+from bot.diagnosis.log_window import WindowRead, read_newest
 from bot.redaction import default_redactor
 
 WINDOW_MINUTES = 60
-_MAX_PAGES = 5
 _MAX_GROUPS = 10
 _FIRST_LINES = 15
 _SAMPLE_CHARS = 300
@@ -49,6 +52,8 @@ _NORMALISERS: tuple[tuple[re.Pattern[str], str], ...] = (
     ),
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I), "<uuid>"),
     (re.compile(r"\b[0-9a-f]{16,}\b", re.I), "<id>"),
+    # Request, trace and task ids: long words that mix letters and digits.
+    (re.compile(r"\b(?=[\w-]*\d)(?=[\w-]*[a-z])[\w-]{10,}\b", re.I), "<id>"),
     (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b"), "<ip>"),
     (re.compile(r"\?\S*"), "?<query>"),
     (re.compile(r"\b\d+\b"), "<n>"),
@@ -111,19 +116,20 @@ def group_lines(events: list[dict[str, Any]]) -> tuple[list[LineGroup], int]:
     groups: dict[tuple[str, str], LineGroup] = {}
     tracebacks = 0
     for event in events:
-        message = event.get("message", "")
+        # Secrets are folded before grouping: each line carrying a different one is the same kind.
+        message = redact(event.get("message", ""))
         if message.strip().startswith(_TRACEBACK):
             tracebacks += 1
         kind = classify(message)
         if kind is None:
             continue
-        group = groups.setdefault(kind, LineGroup(kind[0], redact(kind[1])))
+        group = groups.setdefault(kind, LineGroup(kind[0], kind[1]))
         group.count += 1
         group.streams.add(event.get("logStreamName", ""))
         ts = int(event.get("timestamp", 0))
         if ts >= group.newest_ts:
             group.newest_ts = ts
-            group.newest = redact(message.strip())
+            group.newest = message.strip()
     ordered = sorted(groups.values(), key=lambda g: g.newest_ts, reverse=True)
     return ordered, tracebacks
 
@@ -143,29 +149,6 @@ def _headline(groups: list[LineGroup]) -> str:
         return line[: _SUMMARY_CHARS - 1] + "…"
     head = match.group(1)
     return f"{head}: …{line[-(_SUMMARY_CHARS - len(head) - 3) :].lstrip()}"
-
-
-async def _filter_events(ctx: CheckContext, group: str, start_ms: int) -> tuple[list[dict], bool]:
-    events: list[dict[str, Any]] = []
-    token = None
-    truncated = False
-    for page in range(_MAX_PAGES):
-        params: dict[str, Any] = {
-            "logGroupName": group,
-            "startTime": start_ms,
-            "filterPattern": FILTER_PATTERN,
-            "limit": 1000,
-        }
-        if token:
-            params["nextToken"] = token
-        resp = await ctx.aws("logs", "filter_log_events", **params)
-        events.extend(resp.get("events", []))
-        token = resp.get("nextToken")
-        if not token:
-            break
-        if page == _MAX_PAGES - 1:
-            truncated = True
-    return events, truncated
 
 
 async def _newest_stream_head(ctx: CheckContext, group: str) -> dict[str, Any] | None:
@@ -200,6 +183,14 @@ async def _newest_stream_head(ctx: CheckContext, group: str) -> dict[str, Any] |
     }
 
 
+def _what_was_read(read: WindowRead) -> str:
+    """``; read the newest 5,000 lines (since 10:42 UTC)`` when the window was not read whole."""
+    if read.complete:
+        return ""
+    since = time.strftime("%H:%M", time.gmtime(read.read_from_ms / 1000))
+    return f"; read the newest {len(read.events):,} lines (since {since} UTC)"
+
+
 @check(
     id="logs.errors",
     layer="logs",
@@ -214,9 +205,11 @@ async def errors(ctx: CheckContext) -> CheckResult:
     if spec is None or not spec.log_group:
         return CheckResult.skipped("no log_group configured for this service")
     minutes = int(getattr(spec, "log_window_minutes", None) or WINDOW_MINUTES)
-    start_ms = int((time.time() - minutes * 60) * 1000)
-    events, truncated = await _filter_events(ctx, spec.log_group, start_ms)
-    groups, tracebacks = group_lines(events)
+    end_ms = int(time.time() * 1000)
+    read = await read_newest(
+        ctx.aws, spec.log_group, end_ms - minutes * 60_000, end_ms, pattern=FILTER_PATTERN
+    )
+    groups, tracebacks = group_lines(read.events)
     head = await _newest_stream_head(ctx, spec.log_group)
     error_groups = [g for g in groups if g.kind == "error"]
     http_groups = [g for g in groups if g.kind == "http"]
@@ -230,24 +223,31 @@ async def errors(ctx: CheckContext) -> CheckResult:
         "tracebacks": tracebacks,
         "groups": [g.to_json() for g in groups[:_MAX_GROUPS]],
         "more_groups": max(0, len(groups) - _MAX_GROUPS),
-        "truncated": truncated,
+        "lines_read": len(read.events),
+        "read_since": _iso(read.read_from_ms),
+        # Counts are exact when the whole window was read, lower bounds otherwise.
+        "truncated": not read.complete,
         "newest_stream": head,
     }
     if not groups:
         return CheckResult.passed(
-            f"no error lines in {spec.log_group} in the last {minutes} min", **evidence
+            f"no error lines in {spec.log_group} in the last {minutes} min{_what_was_read(read)}",
+            **evidence,
         )
+    at_least = "" if read.complete else "≥ "
     parts = []
     if n_errors:
         parts.append(
-            f"{n_errors} error line(s) in {spec.log_group} ({len(error_groups)} kinds), "
-            f"newest: {_headline(error_groups)}"
+            f"{at_least}{n_errors:,} error line(s) in {spec.log_group} in the last {minutes} min "
+            f"({len(error_groups)} kinds), newest: {_headline(error_groups)}"
         )
     if n_http:
         top = max(http_groups, key=lambda g: g.count)
-        parts.append(f"{n_http} request(s) answered 4xx/5xx, most: {top.signature} ×{top.count}")
+        parts.append(
+            f"{at_least}{n_http:,} request(s) answered 4xx/5xx, most: {top.signature} ×{top.count}"
+        )
     return CheckResult.warned(
-        "; ".join(parts),
+        "; ".join(parts) + _what_was_read(read),
         hint=f"read the newest stream in {spec.log_group} from its first line",
         **evidence,
     )
@@ -276,23 +276,10 @@ async def _access_log_settings(ctx: CheckContext, lb_arn: str) -> dict[str, str]
     return {a["Key"]: a.get("Value", "") for a in attrs.get("Attributes", [])}
 
 
-async def _newest_objects(ctx: CheckContext, bucket: str, prefix: str, lb: dict) -> list[dict]:
-    account = lb["LoadBalancerArn"].split(":")[4]
-    region = lb["LoadBalancerArn"].split(":")[3]
-    head = prefix.strip("/") + "/" if prefix else ""
-    base = f"{head}AWSLogs/{account}/elasticloadbalancing/{region}/"
-    objects: list[dict[str, Any]] = []
-    now = time.time()
-    for days_back in (0, 1):
-        day = time.strftime("%Y/%m/%d", time.gmtime(now - days_back * 86400))
-        resp = await ctx.aws("s3", "list_objects_v2", Bucket=bucket, Prefix=f"{base}{day}/")
-        objects.extend(resp.get("Contents", []))
-        if objects:
-            break
-    name = lb["LoadBalancerName"]
-    objects = [o for o in objects if f"app.{name}." in o["Key"]] or objects
-    objects.sort(key=lambda o: o.get("LastModified") or 0, reverse=True)
-    return objects[:_MAX_OBJECTS]
+async def _read_object(ctx: CheckContext, bucket: str, key: str) -> str:
+    body = await ctx.aws("s3", "get_object", Bucket=bucket, Key=key)
+    raw = body["Body"].read()
+    return (gzip.decompress(raw) if key.endswith(".gz") else raw).decode("utf-8", "replace")
 
 
 @check(
@@ -313,8 +300,9 @@ async def alb_access(ctx: CheckContext) -> CheckResult:
         return CheckResult.skipped("no load balancers configured")
     lbs = []
     disabled = []
-    for lb in await configured_load_balancers(ctx):
-        settings = await _access_log_settings(ctx, lb["LoadBalancerArn"])
+    found = await configured_load_balancers(ctx)
+    every = await gather_bounded(_access_log_settings(ctx, lb["LoadBalancerArn"]) for lb in found)
+    for lb, settings in zip(found, every, strict=True):
         if settings.get("access_logs.s3.enabled") == "true" and settings.get(
             "access_logs.s3.bucket"
         ):
@@ -327,26 +315,38 @@ async def alb_access(ctx: CheckContext) -> CheckResult:
             f"{', '.join(disabled) or 'any configured load balancer'} (access_logs.s3.enabled)",
             disabled=disabled,
         )
-    entries = []
-    read_objects = []
-    bad_lines = 0
-    for lb, settings in lbs:
-        bucket, prefix = (
+    end = time.time()
+    start = end - WINDOW_MINUTES * 60
+    listings = await gather_bounded(
+        list_window(
+            ctx.aws,
             settings["access_logs.s3.bucket"],
             settings.get("access_logs.s3.prefix", ""),
+            lb["LoadBalancerArn"],
+            start,
+            end,
         )
-        for obj in await _newest_objects(ctx, bucket, prefix, lb):
-            if obj.get("Size", 0) > _MAX_BYTES:
-                continue
-            body = await ctx.aws("s3", "get_object", Bucket=bucket, Key=obj["Key"])
-            raw = body["Body"].read()
-            text = (gzip.decompress(raw) if obj["Key"].endswith(".gz") else raw).decode(
-                "utf-8", "replace"
-            )
-            parsed, bad = parse_lines(text)
-            entries.extend(parsed)
-            bad_lines += bad
-            read_objects.append(f"s3://{bucket}/{obj['Key']}")
+        for lb, settings in lbs
+    )
+    # The newest objects of every load balancer together, newest first, within the budget.
+    in_window = sorted(
+        (
+            (obj, settings["access_logs.s3.bucket"])
+            for (_, settings), listing in zip(lbs, listings, strict=True)
+            for obj in listing.objects
+        ),
+        key=lambda pair: pair[0].ends_at,
+        reverse=True,
+    )
+    chosen = [(o, b) for o, b in in_window if o.size <= _MAX_BYTES][:_MAX_OBJECTS]
+    texts = await gather_bounded(_read_object(ctx, bucket, o.key) for o, bucket in chosen)
+    entries = []
+    bad_lines = 0
+    for text in texts:
+        parsed, bad = parse_lines(text)
+        entries.extend(parsed)
+        bad_lines += bad
+    read_objects = [f"s3://{bucket}/{o.key}" for o, bucket in chosen]
     routes = []
     findings = []
     for route in ctx.env.routes:
@@ -388,14 +388,29 @@ async def alb_access(ctx: CheckContext) -> CheckResult:
                 f"{route.name}: {len(lb_answered)}/{len(matched)} answered {codes} by the load "
                 "balancer itself (no target)"
             )
-    evidence = {"objects": read_objects, "unparsed_lines": bad_lines, "routes": routes}
+    evidence = {
+        "objects": read_objects,
+        "objects_in_window": len(in_window),
+        "window_minutes": WINDOW_MINUTES,
+        "unparsed_lines": bad_lines,
+        "routes": routes,
+    }
     if not entries:
         return CheckResult.skipped(
-            "access logging is on but no recent log objects were found", **evidence
+            f"access logging is on but no log objects were written in the last "
+            f"{WINDOW_MINUTES} min",
+            **evidence,
         )
+    read = (
+        f"; read the newest {len(chosen)} of {len(in_window)} log objects of the last "
+        f"{WINDOW_MINUTES} min"
+        if len(chosen) < len(in_window)
+        else ""
+    )
     if findings:
-        return CheckResult.warned("; ".join(findings), **evidence)
+        return CheckResult.warned("; ".join(findings) + read, **evidence)
     counted = sum(r["requests"] for r in routes)
     return CheckResult.passed(
-        f"{counted} recent request(s) for the routes' paths, none answered 4xx/5xx", **evidence
+        f"{counted} recent request(s) for the routes' paths, none answered 4xx/5xx{read}",
+        **evidence,
     )

@@ -1,0 +1,101 @@
+"""Read a CloudWatch Logs window from its end backwards, and say how much of it was read.
+
+``FilterLogEvents`` returns the oldest matching events first, so reading "the first N" of a
+busy hour reads its start, not the errors that matter. Here the window is read in time slices
+from now backwards: each slice is sized from the density seen so far so that it fits one page,
+a slice that overflows is narrowed and asked again, and reading stops at a budget of events or
+calls. What was read is always the newest part of the window, and the result says whether it is
+all of it (counts are exact) or not (counts are lower bounds).
+
+Example::
+
+    read = await read_newest(ctx.aws, "/ecs/api", start_ms, end_ms, pattern="?ERROR")
+    read.events, read.complete, read.read_from_ms
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+AwsCall = Callable[..., Awaitable[Any]]
+
+PAGE = 2000  # events asked per call
+MAX_EVENTS = 5000  # the newest this many matching lines are read, at most
+MAX_CALLS = 8
+_FIRST_SLICE = 1 / 16  # of the window: the newest minutes first
+_FILL = 0.7  # aim a slice at this share of a page, so a denser stretch still fits
+
+
+@dataclass
+class WindowRead:
+    """The newest part of a window: events (newest first) and how far back they reach."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    start_ms: int = 0
+    end_ms: int = 0
+    read_from_ms: int = 0  # everything in [read_from_ms, end_ms] was read
+    calls: int = 0
+
+    @property
+    def complete(self) -> bool:
+        """True when the whole window was read: counts over ``events`` are exact."""
+        return self.read_from_ms <= self.start_ms
+
+
+async def read_newest(
+    aws: AwsCall,
+    group: str,
+    start_ms: int,
+    end_ms: int,
+    *,
+    pattern: str | None = None,
+    max_events: int = MAX_EVENTS,
+    max_calls: int = MAX_CALLS,
+    page: int = PAGE,
+) -> WindowRead:
+    """The newest matching events of ``group`` in ``[start_ms, end_ms]``, up to the budgets."""
+    read = WindowRead(start_ms=start_ms, end_ms=end_ms, read_from_ms=end_ms + 1)
+    span = max(1, int((end_ms - start_ms) * _FIRST_SLICE))
+    end = end_ms
+    while end >= start_ms and read.calls < max_calls and len(read.events) < max_events:
+        lo = max(start_ms, end - span + 1)
+        params: dict[str, Any] = {
+            "logGroupName": group,
+            "startTime": lo,
+            "endTime": end,
+            "limit": page,
+            "interleaved": True,  # one time order across streams (what CloudWatch does now)
+        }
+        if pattern:
+            params["filterPattern"] = pattern
+        resp = await aws("logs", "filter_log_events", **params)
+        read.calls += 1
+        events = resp.get("events", [])
+        token = resp.get("nextToken")
+        if token and events:
+            # More than a page in this slice, and these are its oldest. Narrow the slice to
+            # what a page holds at the density just seen and ask again for its newest part.
+            per_ms = len(events) / max(1, events[-1]["timestamp"] - lo + 1)
+            narrower = max(1, int(page * _FILL / per_ms))
+            if narrower < span:
+                span = narrower
+                continue
+        if token:
+            # A burst too dense to narrow (one millisecond), or a page CloudWatch cut short:
+            # page through the slice.
+            while token and read.calls < max_calls:
+                more = await aws("logs", "filter_log_events", **params, nextToken=token)
+                read.calls += 1
+                events += more.get("events", [])
+                token = more.get("nextToken")
+        read.events.extend(reversed(events))
+        if token:
+            break  # the budget ended inside this slice: it was not read to its start
+        read.read_from_ms = lo
+        end = lo - 1
+        # Grow the next slice towards a page's worth at this density.
+        per_ms = len(events) / span
+        span = max(1, min(span * 4, int(page * _FILL / per_ms))) if per_ms else span * 4
+    return read
