@@ -359,6 +359,38 @@ def _shadowed(
     return (wanted[0], False) if wanted else (None, False)
 
 
+# Up to this many rules, the evidence lists them all; past it, the ones that explain the answer.
+RULES_SHOWN = 12
+_NEIGHBOURS = 1  # rules either side (by priority) of the matching and the wanted rule
+
+
+def rules_shown(
+    rules: list[ListenerRule], matched: ListenerRule | None, wanted: ListenerRule | None
+) -> dict[str, Any]:
+    """The listener's rules for the evidence, bounded whatever the listener holds.
+
+    A short list is shown whole. A long one keeps the rule that matched, the rule that should
+    have, their neighbours by priority and the default rule, in priority order, and says how
+    many it left out: ``{"rules_in_order": [...], "more_rules": "and 95 more of ..."}``.
+    """
+    ordered = sort_rules(rules)
+    if len(ordered) <= RULES_SHOWN:
+        return {"rules_in_order": [r.to_evidence() for r in ordered]}
+    keep = {len(ordered) - 1}  # the default rule (its action answers what nothing matched)
+    for rule in (matched, wanted):
+        if rule is not None and rule in ordered:
+            at = ordered.index(rule)
+            keep.update(range(max(0, at - _NEIGHBOURS), min(len(ordered), at + _NEIGHBOURS + 1)))
+    if len(keep) == 1:
+        keep.update(range(min(len(ordered) - 1, RULES_SHOWN - 1)))  # nothing matched: the top
+    shown = [ordered[i] for i in sorted(keep)]
+    left_out = len(ordered) - len(shown)
+    return {
+        "rules_in_order": [r.to_evidence() for r in shown],
+        "more_rules": f"and {left_out} more of the listener's {len(ordered)} rules",
+    }
+
+
 @check(
     id="routing.listener-rules",
     layer="routing",
@@ -427,7 +459,7 @@ def _judge(
         "listener_port": ev.port,
         "expected_service": route.service,
         "expected_target_groups": sorted(target_group_name(a) for a in expected),
-        "rules_in_order": [r.to_evidence() for r in sort_rules(ev.rules)],
+        **rules_shown(ev.rules, ev.matched, _shadowed(ev, probe, expected)[0]),
     }
     if ev.hops:
         evidence["redirects"] = ev.hops
