@@ -246,21 +246,51 @@ def test_secret_key_names(key: str, kind: str | None) -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["${DB_PASSWORD}", "<password>", "********", "***", "[redacted:x]", "null", "$TOKEN"]
+    "value",
+    [
+        "${DB_PASSWORD}",
+        "<password>",
+        "********",
+        "***",
+        "[redacted:x]",
+        "null",
+        "$TOKEN",
+        # What a responder must see: the configured value was never set (issue 13).
+        "changeme",
+        "CHANGEME",
+        "password",
+        "dummy",
+        "test",
+        "your-api-key-here",
+        "xxxxxxxxxxxx",
+        "$(cat /run/secrets/db)",
+        "{{ db_password }}",
+    ],
 )
 def test_placeholders_are_not_secrets(value: str) -> None:
     assert is_placeholder(value)
 
 
-@pytest.mark.parametrize("value", ["changeme", "hunter2!", "$ecret99", "S3cr3t*pw"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "hunter2!",
+        "$ecret99",
+        "S3cr3t*pw",
+        # Upper case, UPPER_SNAKE and "example" inside a value used to pass as placeholders.
+        "QWERTYUIOP",
+        "HUNTER_2_PROD",
+        "myexamplepw-9f8a7c",
+        "admin",
+    ],
+)
 def test_real_looking_values_are_secrets(value: str) -> None:
-    # "changeme" is a working default password: it is redacted, not kept as a placeholder.
     assert not is_placeholder(value)
 
 
 def test_every_rule_starts_with_its_keyword() -> None:
     """The speed contract: the engine's literal-prefix search does the keyword scan."""
-    from bot.redaction.engine import _RULES
+    from bot.redaction.rules import RULES as _RULES
 
     for rule in _RULES:
         prefix = rule.keywords[0]
