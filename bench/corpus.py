@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import string
 import uuid
 from collections.abc import Callable
@@ -36,7 +37,7 @@ class PlantedSecret:
     """One secret in the corpus: where it is and what of it must be gone after redaction."""
 
     kind: str
-    mangling: str  # "plain", "url", "json" or "wrap"
+    mangling: str  # "plain", or how it was mangled: "url", "json", "nested", "base64", "wrap"
     lines: tuple[int, ...]
     fragments: tuple[tuple[str, ...], ...]  # per line: any of these surviving is a leak
 
@@ -56,6 +57,7 @@ class Corpus:
     lines: list[str] = field(default_factory=list)
     secrets: list[PlantedSecret] = field(default_factory=list)
     clean: list[int] = field(default_factory=list)
+    placeholders: list[int] = field(default_factory=list)  # stand-ins that must be shown as is
 
     @property
     def text(self) -> str:
@@ -264,6 +266,56 @@ def _settings_and_placeholders(i: Identifiers) -> list[str]:
     ]
 
 
+def _commands(i: Identifiers) -> list[str]:
+    return [
+        i.rng.choice(
+            [
+                f"ssh -p2222 deploy@{i.ip()} 'docker ps'",
+                "mkdir -p /var/lib/mlflow/artifacts && chown mlflow /var/lib/mlflow",
+                "gcc -pthread -O2 -o probe probe.c",
+                "docker run -p8080:8080 -e LOG_LEVEL=info hokusai/api:latest",
+                "mysql -u root -p mlflow < schema.sql",
+                f"{i.ts()} DEBUG cookie consent banner shown; theme=dark",
+                f"{i.ts()} INFO Set-Cookie: theme=dark; Path=/; SameSite=Lax",
+                f"aws iam list-access-keys --user-name hokusai-deployer --output text # {i.hex(8)}",
+            ]
+        )
+    ]
+
+
+def aws_example_keys() -> tuple[str, str]:
+    """AWS's documented example key pair (assembled from parts: no file holds it whole)."""
+    return "AK" + "IAIOSFODNN7" + "EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCY" + "EXAMPLEKEY"
+
+
+def _placeholders(i: Identifiers) -> list[str]:
+    """Stand-ins for secrets that a responder needs to see as they are."""
+    key_id, secret = aws_example_keys()
+    return [
+        i.rng.choice(
+            [
+                "DB_PASSWORD=changeme",
+                '{"name": "API_KEY", "value": "changeme"}',
+                "HOKUSAI_API_KEY=hk_" + "live_" + "x" * 32,
+                "HOKUSAI_API_KEY=hk_" + "live_xxxxxxxx…",
+                f"aws_access_key_id = {key_id}",
+                f"aws_secret_access_key = {secret}",
+                f"ACCESSKEY\t{key_id}\t{i.ts()}\t{secret}\tActive\texample-user",
+                "password: <your password>",
+                "token=$(cat /run/secrets/api-token)",
+                "client_secret: {{ client_secret }}",
+                "SLACK_BOT_TOKEN=xoxb-your-bot-token",
+                "API_KEY=YOUR_API_KEY_HERE",
+                "export DB_PASSWORD=${DB_PASSWORD}",
+                "mysql -u root -p${MYSQL_ROOT_PASSWORD} mlflow",
+                "  password:\n    <set me>",
+                "DB_PASSWORD=dummy MLFLOW_TRACKING_TOKEN=test",
+                'password: "********"',
+            ]
+        )
+    ][0].split("\n")
+
+
 def _body(i: Identifiers) -> list[str]:
     payload = json.dumps({"model": "lscor", "accuracy": 0.933, "run": i.hex(32), "n": i.uuid()})
     return [f'{i.ts()} DEBUG body="{base64.b64encode(payload.encode()).decode()}"']
@@ -278,6 +330,8 @@ _CLEAN: tuple[tuple[Callable[[Identifiers], list[str]], int], ...] = (
     (_pagination, 3),
     (_settings_and_placeholders, 4),
     (_body, 1),
+    (_commands, 1),
+    (_placeholders, 2),
 )
 
 
@@ -299,6 +353,39 @@ def _pem(i: Identifiers) -> str:
     return "\n".join([f"-----BEGIN {kind}-----", *body, f"-----END {kind}-----"])
 
 
+def _password(i: Identifiers) -> str:
+    """Mostly random; some upper-case only, UPPER_SNAKE or holding a word like "example"."""
+    shape = i.rng.random()
+    if shape < 0.1:
+        return i.s(string.ascii_uppercase, 10)
+    if shape < 0.2:
+        word = i.rng.choice(["HUNTER", "ORCA", "TIGER", "BLUE"])
+        return f"{word}_{i.rng.randint(2, 99)}_{i.rng.choice(['PROD', 'DEV', 'OPS'])}"
+    if shape < 0.3:
+        return f"my{i.rng.choice(['example', 'sample', 'test'])}pw-{i.hex(6)}"
+    return i.s(PASSWORD_CHARS, i.rng.randint(10, 24))
+
+
+def _env_password(i: Identifiers) -> str:
+    """A password holding the characters that end values in other formats."""
+    return i.s(ALNUM, 5) + i.rng.choice("&;,") + i.s(ALNUM, 6) + i.rng.choice("&,") + i.s(ALNUM, 3)
+
+
+def _base64_secret(i: Identifiers) -> str:
+    """A base64 token whose decoded text holds a secret."""
+    password = i.s(PASSWORD_CHARS, 14)
+    text = i.rng.choice(
+        [
+            f"postgresql://mlflow:{password}@db.internal:5432/mlflow",
+            json.dumps({"user": "mlflow", "password": password, "n": i.rng.randint(1, 99)}),
+            f"api_key={password}&region=us-east-1",
+        ]
+    )
+    if i.rng.random() < 0.3:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+    return base64.b64encode(text.encode()).decode()
+
+
 def _basic(i: Identifiers) -> str:
     return base64.b64encode(f"admin:{i.s(PASSWORD_CHARS, 14)}".encode()).decode()
 
@@ -316,6 +403,7 @@ FORMATS: tuple[tuple[str, SecretMaker, tuple[str, ...]], ...] = (
             "{ts} DEBUG headers={{'Authorization': 'Bearer {v}', 'User-Agent': 'hokusai/1.4'}}",
             "- API Key: `{v}`",
             'curl -s -H "X-API-Key: {v}" https://registry.hokus.ai/api/mlflow/health',
+            "{ts} DEBUG header x-api-key{v} rejected",
         ),
     ),
     (
@@ -486,7 +574,7 @@ FORMATS: tuple[tuple[str, SecretMaker, tuple[str, ...]], ...] = (
     ),
     (
         "password-field",
-        lambda i: i.s(PASSWORD_CHARS, i.rng.randint(10, 24)),
+        _password,
         (
             "DB_PASSWORD={v}",
             "  password: {v}",
@@ -495,52 +583,98 @@ FORMATS: tuple[tuple[str, SecretMaker, tuple[str, ...]], ...] = (
             '{{"name": "POSTGRES_PASSWORD", "value": "{v}"}},',
             "client_secret={v}",
             "'api_key': '{v}',",
+            "mysql -u root -p{v} -h db.internal mlflow",
+            "{ts} INFO running mysqldump -uadmin --password={v} mlflow",
+            "Server=db.internal;Database=mlflow;User Id=mlflow;Password={v};Encrypt=true",
         ),
+    ),
+    (
+        "env-password",
+        _env_password,
+        ("PGPASSWORD={v} psql -h db.internal -U mlflow", "export DB_PASSWORD={v}"),
+    ),
+    (
+        "aws-cli-secret-key",
+        lambda i: i.s(B64, 40),
+        (
+            "ACCESSKEY\t{akid}\t{ts}\t{v}\tActive\thokusai-deployer",
+            "||  SecretAccessKey |  {v}  ||",
+            '"{akid}","{v}"',
+            "{akid} | {v}",
+            "{akid}={v}",
+        ),
+    ),
+    (
+        "cookie",
+        lambda i: i.s(B64_URL, 32),
+        (
+            "Cookie: _hokusai_session={v}; theme=dark",
+            "{ts} DEBUG Set-Cookie: sessionid={v}; Path=/; HttpOnly; Secure",
+            '{{"headers": {{"cookie": "csrftoken=1; session={v}"}}}}',
+        ),
+    ),
+    (
+        "base64",
+        _base64_secret,
+        ("{ts} DEBUG body={v}", "  DATABASE_URL: {v}", '{{"payload": "{v}", "v": 2}}'),
     ),
 )
 TERMINAL_WIDTHS = (80, 100, 120, 132, 160, 200, 250)
+MANGLINGS = ("url", "json", "nested", "base64", "wrap")
 _WRAP_PAD = "2025-08-19T13:57:01.123Z api/0f1e2d3c4b5a "
 
 
 def render_template(i: Identifiers, template: str, value: str) -> str:
     scheme = "Basic" if value.endswith("=") or len(value) != 40 else "Bearer"
     return template.format(
-        v=value, ts=i.ts(), scheme=scheme, ts_digits=i.rng.randint(100000, 999999)
+        v=value,
+        ts=i.ts(),
+        scheme=scheme,
+        ts_digits=i.rng.randint(100000, 999999),
+        akid="AK" + "IA" + i.s(UPPER_DIGITS, 16),
     )
 
 
+def leak_fragments(value: str) -> tuple[str, ...]:
+    """What of ``value`` must not survive: itself, and any long piece a format boundary
+    (``&``, ``;``, ``,``) could leave behind."""
+    pieces = [p for p in re.split(r"[&;,]", value) if len(p) >= 3 and p != value]
+    return (value, *pieces)
+
+
 def _plant(i: Identifiers, corpus: Corpus, mangling: str) -> None:
-    kind, make, templates = i.rng.choice(FORMATS)
-    if mangling == "plain" and i.rng.random() < 0.02:
-        kind, value = "private-key", _pem(i)
-        prefix = i.rng.choice(["", "    "])
-        start = len(corpus.lines)
-        body = value.split("\n")
-        corpus.lines.extend(prefix + line + "\n" for line in body)
-        fragments = tuple((line,) for line in body[1:-1])
-        corpus.secrets.append(
-            PlantedSecret(kind, "plain", tuple(range(start + 1, start + len(body) - 1)), fragments)
-        )
+    if mangling == "plain" and i.rng.random() < 0.03:
+        _plant_block(i, corpus)
         return
+    kind, make, templates = i.rng.choice(FORMATS)
+    while mangling == "base64" and kind == "base64":  # base64 is decoded once, not twice
+        kind, make, templates = i.rng.choice(FORMATS)
     value = make(i)
     line = render_template(i, i.rng.choice(templates), value)
     index = len(corpus.lines)
+    fragments = leak_fragments(value)
     if mangling == "plain":
         corpus.lines.append(line + "\n")
-        corpus.secrets.append(PlantedSecret(kind, "plain", (index,), ((value,),)))
     elif mangling == "url":
         encoded = quote(line, safe="")
         corpus.lines.append(f"{i.ts()} INFO GET /oauth/callback?state={i.hex(16)}&next={encoded}\n")
-        corpus.secrets.append(
-            PlantedSecret(kind, "url", (index,), ((value, quote(value, safe="")),))
-        )
+        fragments += (quote(value, safe=""),)
     elif mangling == "json":
         escaped = json.dumps(line)[1:-1].replace("/", "\\/")
         corpus.lines.append(f'{{"log": "{escaped}", "stream": "stderr", "time": "{i.ts()}"}}\n')
         escaped_value = json.dumps(value)[1:-1]
-        corpus.secrets.append(
-            PlantedSecret(kind, "json", (index,), ((value, escaped_value.replace("/", "\\/")),))
-        )
+        fragments += (escaped_value, escaped_value.replace("/", "\\/"))
+    elif mangling == "nested":
+        # a JSON log line inside a JSON message inside a JSON record: escaped two or three times
+        text = line
+        for _ in range(i.rng.randint(2, 3)):
+            text = json.dumps({"log": text, "time": i.ts()})
+        corpus.lines.append(json.dumps({"message": text, "stream": "stdout"}) + "\n")
+        fragments += tuple(json.dumps(v)[1:-1] for v in fragments)
+    elif mangling == "base64":
+        encoded = base64.b64encode(line.encode()).decode()
+        corpus.lines.append(f"{i.ts()} DEBUG sqs message body={encoded}\n")
+        fragments += (encoded,)
     else:
         # a terminal of some width wrapped the line inside the secret
         lead = len(_WRAP_PAD) + line.index(value)
@@ -553,6 +687,25 @@ def _plant(i: Identifiers, corpus: Corpus, mangling: str) -> None:
         corpus.secrets.append(
             PlantedSecret(kind, "wrap", (index, index + 1), ((first,), (second,)))
         )
+        return
+    corpus.secrets.append(PlantedSecret(kind, mangling, (index,), (fragments,)))
+
+
+def _plant_block(i: Identifiers, corpus: Corpus) -> None:
+    """A secret over several lines: a private key, or a YAML value below its key."""
+    start = len(corpus.lines)
+    if i.rng.random() < 0.6:
+        body = _pem(i).split("\n")
+        prefix = i.rng.choice(["", "    "])
+        corpus.lines.extend(prefix + line + "\n" for line in body)
+        fragments = tuple((line,) for line in body[1:-1])
+        lines = tuple(range(start + 1, start + len(body) - 1))
+        corpus.secrets.append(PlantedSecret("private-key", "plain", lines, fragments))
+        return
+    value = _password(i)
+    key = i.rng.choice(["password", "api_key", "client_secret"])
+    corpus.lines.extend(["database:\n", f"  {key}:\n", f"    {value}\n", "  host: db.internal\n"])
+    corpus.secrets.append(PlantedSecret("yaml-next-line", "plain", (start + 2,), ((value,),)))
 
 
 def generate_corpus(
@@ -563,7 +716,8 @@ def generate_corpus(
 ) -> Corpus:
     """Build about ``size`` characters of log text, one secret per ``secret_every`` lines.
 
-    A ``mangled_share`` of the secrets is URL-encoded, JSON-escaped or soft-wrapped.
+    A ``mangled_share`` of the secrets is mangled one of the ``MANGLINGS`` ways: URL-encoded,
+    JSON-escaped once or several times over, base64-encoded, or soft-wrapped by a terminal.
     """
     rng = random.Random(seed)
     ids = Identifiers(rng)
@@ -575,15 +729,17 @@ def generate_corpus(
         if rng.randrange(secret_every) == 0:
             mangling = "plain"
             if rng.random() < mangled_share:
-                mangling = rng.choice(["url", "json", "wrap"])
+                mangling = rng.choice(MANGLINGS)
             _plant(ids, corpus, mangling)
         else:
-            lines = rng.choice(makers)(ids)
+            maker = rng.choice(makers)
+            lines = maker(ids)
             if rng.random() < 0.03 and len(lines) == 1 and len(lines[0]) > 140:
                 # a clean line soft-wrapped by a terminal: both halves must survive
                 cut = rng.choice([w for w in TERMINAL_WIDTHS if w < len(lines[0]) - 10])
                 lines = [lines[0][:cut], lines[0][cut:]]
-            corpus.clean.extend(range(before, before + len(lines)))
+            kept = corpus.placeholders if maker is _placeholders else corpus.clean
+            kept.extend(range(before, before + len(lines)))
             corpus.lines.extend(line + "\n" for line in lines)
         length += sum(len(line) for line in corpus.lines[before:])
     return corpus

@@ -4,8 +4,9 @@ Run from the repository root: ``.venv/bin/python -m bench.redaction`` (about a m
 It generates the corpus of ``bench/corpus.py`` in memory (no secret touches the disk), pipes it
 through ``bot.cli.redact.main`` exactly as the command does, then scans a sample of the same
 text with detect-secrets' Python API (default plugins, verification off, sockets refused). It
-prints MB/s of each and the ratio, recall on plain and on mangled secrets, and the number of
-clean lines changed (ours) or flagged (detect-secrets), against the goals of issue 5.
+prints MB/s of each and the ratio, recall on plain and on mangled (URL-encoded, JSON-escaped
+once or more, base64-encoded, soft-wrapped) secrets, and the number of placeholder and clean
+lines changed (ours) or flagged (detect-secrets), against the goals below.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.corpus import Corpus, generate_corpus
+from bench.corpus import MANGLINGS, Corpus, generate_corpus
 from bot.cli.redact import main as redact_main
 
 GOAL_PLAIN_RECALL = 0.995
-GOAL_MANGLED_RECALL = 0.80
+GOAL_MANGLED_RECALL = 0.90
 GOAL_RATIO = 50.0
 
 
@@ -77,8 +78,9 @@ def run_ours(corpus: Corpus, repeats: int = 3) -> tuple[float, list[str]]:
     return best, out_lines
 
 
-def run_detect_secrets(lines: list[str]) -> tuple[float, set[int], list[str]]:
-    """Scan ``lines`` with detect-secrets; return seconds, flagged line indexes, network tries."""
+def run_detect_secrets(lines: list[str], repeats: int = 2) -> tuple[float, set[int], list[str]]:
+    """Scan ``lines`` with detect-secrets; return the best seconds, flagged line indexes and
+    network tries."""
     from detect_secrets.core import scan
     from detect_secrets.settings import default_settings, get_settings
 
@@ -88,9 +90,11 @@ def run_detect_secrets(lines: list[str]) -> tuple[float, set[int], list[str]]:
         get_settings().disable_filters(
             "detect_secrets.filters.common.is_ignored_due_to_verification_policies"
         )
-        started = time.perf_counter()
-        found = list(scan._process_line_based_plugins(numbered, filename="corpus.log"))
-        seconds = time.perf_counter() - started
+        seconds = float("inf")
+        for _ in range(repeats):
+            started = time.perf_counter()
+            found = list(scan._process_line_based_plugins(numbered, filename="corpus.log"))
+            seconds = min(seconds, time.perf_counter() - started)
     return seconds, {secret.line_number - 1 for secret in found}, attempts
 
 
@@ -118,7 +122,7 @@ def _share(pair: tuple[int, int] | None) -> str:
 
 
 def _mangled(rates: dict[str, tuple[int, int]]) -> tuple[int, int]:
-    pairs = [rates[name] for name in ("url", "json", "wrap") if name in rates]
+    pairs = [rates[name] for name in MANGLINGS if name in rates]
     return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
 
 
@@ -137,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     kinds = Counter(secret.kind for secret in corpus.secrets)
     print(
         f"corpus: {text_mb:.2f} MB, {len(corpus.lines)} lines, {len(corpus.secrets)} secrets "
-        f"in {len(kinds)} formats, {len(corpus.clean)} clean lines"
+        f"in {len(kinds)} formats, {len(corpus.placeholders)} placeholder lines, "
+        f"{len(corpus.clean)} clean lines"
     )
 
     seconds, out = run_ours(corpus)
@@ -149,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     ours_rates = recall(corpus, lambda i: corpus.secrets[i].caught(out))
     changed = [i for i in corpus.clean if out[i] != corpus.lines[i]]
+    stand_ins = [i for i in corpus.placeholders if out[i] != corpus.lines[i]]
     missed = Counter((s.mangling, s.kind) for s in corpus.secrets if not s.caught(out)).most_common(
         8
     )
@@ -162,11 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     ds_mb = len("".join(sample).encode()) / 1e6
     in_sample = [i for i, s in enumerate(corpus.secrets) if max(s.lines) < sample_end]
     ds_rates = recall(
-        Corpus(corpus.lines, [corpus.secrets[i] for i in in_sample], corpus.clean),
+        Corpus(corpus.lines, [corpus.secrets[i] for i in in_sample]),
         lambda k: any(line in flagged for line in corpus.secrets[in_sample[k]].lines),
     )
     clean_in_sample = [i for i in corpus.clean if i < sample_end]
     ds_false = sum(1 for i in clean_in_sample if i in flagged)
+    stand_ins_in_sample = [i for i in corpus.placeholders if i < sample_end]
+    ds_stand_ins = sum(1 for i in stand_ins_in_sample if i in flagged)
 
     ours_speed = text_mb / seconds
     ds_speed = ds_mb / ds_seconds
@@ -176,9 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     _row("", "hokusai redact", "detect-secrets")
     _row("text scanned (MB)", f"{text_mb:.2f}", f"{ds_mb:.2f}")
     _row("throughput (MB/s)", f"{ours_speed:.2f}", f"{ds_speed:.3f}")
-    for name in ("plain", "url", "json", "wrap"):
+    for name in ("plain", *MANGLINGS):
         _row(f"recall {name}", _share(ours_rates.get(name)), _share(ds_rates.get(name)))
     _row("recall mangled (all)", _share(mangled), _share(_mangled(ds_rates)))
+    _row(
+        "placeholder lines changed",
+        f"{len(stand_ins)} of {len(corpus.placeholders)}",
+        f"{ds_stand_ins} of {len(stand_ins_in_sample)} flagged",
+    )
     _row(
         "clean lines changed",
         f"{len(changed)} of {len(corpus.clean)}",
@@ -192,9 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         print("missed (mangling, format): " + ", ".join(f"{k}={n}" for k, n in missed))
     for index in changed[:3]:
         print(f"changed clean line {index}: {corpus.lines[index]!r} -> {out[index]!r}")
+    for index in stand_ins[:3]:
+        print(f"changed placeholder line {index}: {corpus.lines[index]!r} -> {out[index]!r}")
     goals = [
         ("recall plain >= 99.5%", _rate(plain) >= GOAL_PLAIN_RECALL),
-        ("recall mangled >= 80%", _rate(mangled) >= GOAL_MANGLED_RECALL),
+        ("recall mangled >= 90%", _rate(mangled) >= GOAL_MANGLED_RECALL),
+        ("no placeholder line changed", not stand_ins),
         ("no clean line changed", not changed),
         ("throughput >= 50x detect-secrets", ratio >= GOAL_RATIO),
     ]
