@@ -5,6 +5,11 @@ bodies, incident-log rows (``scrub``), CLI output (``echo``) and log records
 (``install_log_redaction``) all pass through this module. No other module calls Slack's Web API
 or writes the incident store with unredacted data; ``tests/test_choke_point.py`` walks the
 source to keep it that way.
+
+Text bound for Slack is also neutralised (``bot.mrkdwn``): in every mrkdwn text, ``&``, ``<``
+and ``>`` from outside the bot are escaped, so a ``<!channel>`` or ``<https://x|label>`` in a
+log line, a body or a ticket title shows as typed; only the mentions and links the bot built
+with ``bot.mrkdwn`` stay live. Everything not bound for Slack gets those as plain text.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.diagnosis.render import protect_wildcards
+from bot.mrkdwn import neutralise, plain
 from bot.redaction import RedactingFilter, Redactor, default_redactor
 
 log = logging.getLogger(__name__)
@@ -35,17 +41,43 @@ MAX_CONTEXT_TEXT = 2000
 
 
 def scrub(value: Any) -> Any:
-    """Redact a string or any structure of dicts/lists holding strings."""
-    return default_redactor().redact(value)
+    """Redact a string or any structure of dicts/lists holding strings (for the incident log,
+    trackers and files: the bot's own mentions and links become plain text)."""
+    return _plain(default_redactor().redact(value))
 
 
 def echo(text: str, stream: IO[str] | None = None) -> None:
     """Print to the terminal, redacted: the CLI's only way out."""
     out = stream or sys.stdout
-    out.write(default_redactor().redact_text(text))
+    out.write(plain(default_redactor().redact_text(text)))
     if not text.endswith("\n"):
         out.write("\n")
     out.flush()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, str):
+        return plain(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+def neutralise_blocks(value: Any, mrkdwn: bool = False) -> Any:
+    """Every mrkdwn text of a Block Kit structure neutralised; other strings (plain_text,
+    button values, ids) with the bot's own constructs made plain — Slack acts on neither."""
+    if isinstance(value, dict):
+        is_mrkdwn = value.get("type") == "mrkdwn"
+        return {k: neutralise_blocks(v, is_mrkdwn and k == "text") for k, v in value.items()}
+    if isinstance(value, list):
+        return [neutralise_blocks(v) for v in value]
+    if isinstance(value, str):
+        return neutralise(value) if mrkdwn else plain(value)
+    return value
 
 
 def _cut(text: str, limit: int) -> str:
@@ -71,7 +103,7 @@ def _fit_element(element: dict[str, Any]) -> dict[str, Any]:
     return element
 
 
-def _protect_mrkdwn(value: Any) -> Any:
+def _protect_mrkdwn(value: Any) -> Any:  # after neutralise_blocks: wildcards are plain text
     """Wildcard paths in every mrkdwn text of a block structure go in code spans."""
     if isinstance(value, dict):
         if value.get("type") == "mrkdwn" and isinstance(value.get("text"), str):
@@ -136,12 +168,21 @@ class Outbound:
         return cls(client)
 
     def _text(self, text: str) -> str:
-        return _cut(protect_wildcards(self.redactor.redact_text(text)), MAX_MESSAGE_TEXT)
+        """A message's top-level text (mrkdwn, and the notification's words): redacted,
+        neutralised, wildcards protected, cut to Slack's limit."""
+        text = neutralise(self.redactor.redact_text(text))
+        return _cut(protect_wildcards(text), MAX_MESSAGE_TEXT)
 
     def _blocks(self, blocks: list[dict[str, Any]] | None, limit: int = MAX_MESSAGE_BLOCKS):
         if not blocks:
             return None
-        return fit_blocks(_protect_mrkdwn(self.redactor.redact(blocks)), limit)
+        safe = neutralise_blocks(self.redactor.redact(blocks))
+        return fit_blocks(_protect_mrkdwn(safe), limit)
+
+    def _view(self, view: dict[str, Any]) -> dict[str, Any]:
+        view = neutralise_blocks(self.redactor.redact(view))
+        view["blocks"] = fit_blocks(_protect_mrkdwn(view.get("blocks", [])), MAX_VIEW_BLOCKS)
+        return view
 
     def ack_payload(self, text: str, blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The keyword arguments for Bolt's ``ack()`` carrying an ephemeral reply."""
@@ -205,14 +246,10 @@ class Outbound:
             log.warning("response_url post answered %s", resp.status_code)
 
     async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
-        view = self.redactor.redact(view)
-        view["blocks"] = fit_blocks(view.get("blocks", []), MAX_VIEW_BLOCKS)
-        await self.client.views_open(trigger_id=trigger_id, view=view)
+        await self.client.views_open(trigger_id=trigger_id, view=self._view(view))
 
     async def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
-        view = self.redactor.redact(view)
-        view["blocks"] = fit_blocks(view.get("blocks", []), MAX_VIEW_BLOCKS)
-        await self.client.views_publish(user_id=user_id, view=view)
+        await self.client.views_publish(user_id=user_id, view=self._view(view))
 
     async def create_channel(self, name: str) -> str:
         resp = await self.client.conversations_create(name=name)
@@ -232,15 +269,15 @@ class Outbound:
         kwargs: dict[str, Any] = {
             "channel": channel,
             "filename": filename,
-            "content": self.redactor.redact_text(content),
-            "title": self.redactor.redact_text(title or filename),
+            "content": plain(self.redactor.redact_text(content)),
+            "title": plain(self.redactor.redact_text(title or filename)),
         }
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         await self.client.files_upload_v2(**kwargs)
 
     def scrub(self, value: Any) -> Any:
-        return self.redactor.redact(value)
+        return _plain(self.redactor.redact(value))
 
     async def aclose(self) -> None:
         if self._http is not None:

@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot import mrkdwn
 from bot.incident.store import STATUSES, Incident, IncidentExists, IncidentStore, StoreError
+from bot.mrkdwn import user
 from bot.slack.commanding import CommandRequest, Reply, UsageError, pop_options, unescape
 
 if TYPE_CHECKING:
@@ -200,7 +202,7 @@ async def declare(
         await services.outbound.post(
             req.channel_id,
             f":rotating_light: SEV{severity} incident #{incident.id} declared by "
-            f"<@{req.user_id}>: {incident.title} — follow it in <#{channel}>",
+            f"{user(req.user_id)}: {incident.title} — follow it in {mrkdwn.channel(channel)}",
         )
     return None
 
@@ -225,7 +227,7 @@ def header(incident: Incident) -> tuple[str, list[dict[str, Any]]]:
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": f"*Status:* {incident.status}   *Commander:* <@{incident.commander}>\n"
+                "text": f"*Status:* {incident.status}   *Commander:* {user(incident.commander)}\n"
                 "Run `/hokusai diagnose` here: every run and its findings go in the incident "
                 "log. `/hokusai incident note TEXT` adds to the timeline; "
                 "`/hokusai ticket create TITLE` files the fix.",
@@ -269,7 +271,7 @@ async def change_status(
         await services.outbound.post(
             updated.origin_channel_id,
             f":white_check_mark: Incident #{updated.id} {updated.title} is resolved "
-            f"(<#{updated.channel_id}>).",
+            f"({mrkdwn.channel(updated.channel_id)}).",
         )
     if req.channel_id != updated.channel_id:
         return Reply(f"#{updated.id} is now {updated.status}.")
@@ -285,7 +287,7 @@ async def timeline_reply(services: Services, incident: Incident) -> Reply:
     if len(entries) > len(shown):
         lines.append(f"_{len(entries) - len(shown)} earlier entries: `hokusai incident export`_")
     for entry in shown:
-        who = f" <@{entry.actor}>" if entry.actor else ""
+        who = f" {user(entry.actor)}" if entry.actor else ""
         lines.append(f"`{format_time(entry.at)}`{who} {entry.kind}: {entry.text}")
     return Reply("\n".join(lines))
 

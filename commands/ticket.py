@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bot import mrkdwn
 from bot.diagnosis.render import plain_text
 from bot.incident.store import FAILING_STATUSES, Incident, StoreError, TicketLink
 from bot.slack.commanding import CommandRequest, Reply, UsageError
@@ -387,4 +388,4 @@ def persists_text(link_row: TicketLink, failing: list[dict[str, Any]]) -> str:
 
 def _ticket_ref(link_row: TicketLink) -> str:
     label = f"{link_row.key}" + (f" “{link_row.title}”" if link_row.title else "")
-    return f"<{link_row.url}|{label}>" if link_row.url else label
+    return mrkdwn.link(link_row.url, label) if link_row.url else label

@@ -27,6 +27,7 @@ from bot.incident.store import (
     TicketLink,
     TimelineEntry,
 )
+from bot.mrkdwn import user
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -228,7 +229,7 @@ class Summary:
                         "text": f"{REASONS.get(self.reason, 'Summary')} · SEV{inc.severity} · "
                         f"{emoji} *{inc.status}* · {format_duration(self.duration)} since "
                         f"{format_time(inc.started_at)}"
-                        + (f" · commander <@{inc.commander}>" if inc.commander else ""),
+                        + (f" · commander {user(inc.commander)}" if inc.commander else ""),
                     }
                 ],
             },
@@ -409,7 +410,7 @@ def format_time(when: datetime | None) -> str:
 def _who(actor: str | None) -> str:
     if not actor:
         return "hokusai"
-    return f"<@{actor}>" if actor.startswith(("U", "W")) else actor
+    return user(actor)
 
 
 def _more(lines: list[str], items: Sequence[Any], what: str) -> None:

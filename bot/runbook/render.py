@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.diagnosis.checks.base import Status
+from bot.mrkdwn import link, user
 from bot.runbook.model import Runbook, Step
 from bot.runbook.walkthrough import CheckLine, InvalidAction, StepRecord, StepState, WalkState
 
@@ -210,7 +211,7 @@ def _step_body(step: Step) -> str:
     if step.manual:
         body = step.manual.instructions.strip()
         if step.manual.link:
-            body += f"\n<{step.manual.link}|Open the reference>"
+            body += "\n" + link(step.manual.link, "Open the reference")
         return body
     if step.automated:
         checks = ", ".join(f"`{c}`" for c in step.automated.checks)
@@ -257,7 +258,7 @@ def walkthrough_blocks(
     if state.env:
         meta.append(f"env `{state.env}`")
     if state.started_by:
-        meta.append(f"started by <@{state.started_by}>")
+        meta.append(f"started by {user(state.started_by)}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(f"Runbook: {runbook.title}", MAX_HEADER)},
         _context(" · ".join(meta)),
@@ -279,7 +280,7 @@ def walkthrough_blocks(
             body = [*body[: MAX_BODY_SECTIONS - 1], body[MAX_BODY_SECTIONS - 1] + "\n…"]
         blocks.extend(_section(piece) for piece in body)
         if record.state is StepState.RUNNING:
-            who = f" (started by <@{record.by}>)" if record.by else ""
+            who = f" (started by {user(record.by)})" if record.by else ""
             blocks.append(_context(f":hourglass_flowing_sand: Running the checks…{who}"))
         fallback = f"Runbook {runbook.title}: step {n} of {total}: {step.title}"
     last = _last_results(runbook, state)
@@ -293,7 +294,7 @@ def walkthrough_blocks(
     )
     if notes:
         shown = notes[-MAX_NOTES_SHOWN:]
-        lines = [f":memo: <@{note.actor}>: {_cut(note.text, 300)}" for note in shown]
+        lines = [f":memo: {user(note.actor)}: {_cut(note.text, 300)}" for note in shown]
         blocks.append(_context("\n".join(lines)))
     if step is not None:
         record = state.steps.get(step.id, StepRecord())

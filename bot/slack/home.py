@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from bot.diagnosis.checks.base import HOP_TITLES
 from bot.incident.store import IncidentStore
 from bot.incident.summaries import first_failing_hop, format_duration, format_time
+from bot.mrkdwn import channel
 
 if TYPE_CHECKING:
     from bot.slack.services import Services
@@ -45,7 +46,7 @@ def home_view(store: IncidentStore, now: datetime) -> dict[str, Any]:
         last = format_time(inc.last_summary_at) if inc.last_summary_at else "none yet"
         blocks.append(
             _section(
-                f"*#{inc.id} {inc.title}* in <#{inc.channel_id}>\n"
+                f"*#{inc.id} {inc.title}* in {channel(inc.channel_id)}\n"
                 f"SEV{inc.severity} · *{inc.status}* · {format_duration(inc.duration(now))} · "
                 f"{where}\nLast summary: {last}"
             )
@@ -64,14 +65,14 @@ def home_view(store: IncidentStore, now: datetime) -> dict[str, Any]:
             else ":white_check_mark: no failing hop"
         )
         incident = f" · incident #{run.incident_id}" if run.incident_id else ""
-        channel = f" in <#{run.channel}>" if run.channel else ""
+        where_run = f" in {channel(run.channel)}" if run.channel else ""
         blocks.append(
             {
                 "type": "context",
                 "elements": [
                     {
                         "type": "mrkdwn",
-                        "text": f"{format_time(run.started_at)}{channel} · {run.env or '-'} · "
+                        "text": f"{format_time(run.started_at)}{where_run} · {run.env or '-'} · "
                         f"{result}{incident}",
                     }
                 ],
