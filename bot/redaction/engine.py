@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from bot.mrkdwn import plain
 from bot.redaction.placeholders import is_placeholder
 from bot.redaction.rules import (
     KNOWN_SECRET,
@@ -55,6 +56,7 @@ from bot.redaction.rules import (
 )
 
 _MARKER_ONLY = re.compile(r"\[redacted:[a-z-]+\]")
+_LINE = re.compile(r"[^\n]*\n|[^\n]+")
 
 
 # --- Batches ---------------------------------------------------------------------------------
@@ -172,10 +174,16 @@ def _base64_text(token: str) -> str | None:
 _WRAP_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+/=.%~:@!*#$^&?,;\\"
 _WRAP_SET = frozenset(_WRAP_CHARS)
 _WRAP_CONTEXT = 64  # characters before the tail token that may hold its key ("password=")
-_NEW_RECORD = re.compile(
+# A line that opens a record of its own (a timestamp, an address, a level) continues nothing.
+_NEW_RECORD = (
     r"\d{4}[-/]\d\d[-/]\d\d|\d\d:\d\d:\d\d|\d{1,3}(?:\.\d{1,3}){3}"
     r"|(?:DEBUG|INFO|WARN|WARNING|ERROR|CRITICAL|FATAL|TRACE|https?|h2|wss?)\b"
 )
+_WRAP_CLASS = "[" + "".join(re.escape(c) for c in _WRAP_CHARS) + "]"
+# A line break followed by secret characters that do not open a new record (the line before
+# must end in secret characters too: checked apart, as a lookbehind would cost a test at
+# every character instead of a search for line breaks).
+_JOINT = re.compile(r"\n(?!" + _NEW_RECORD + ")(?=" + _WRAP_CLASS + ")")
 
 
 @dataclass(frozen=True)
@@ -208,34 +216,66 @@ def _joints(text: str, boundaries: Collection[int] = ()) -> Iterator[_Joint]:
 
     ``boundaries`` are line ends known to cut one piece of text in two (log events).
     """
-    length = len(text)
-    newline = text.find("\n")
-    while newline != -1:
-        head_start = newline + 1
+    for m in _JOINT.finditer(text):
+        newline, head_start = m.span()
+        line_end = newline - 1 if newline and text[newline - 1] == "\r" else newline
+        if not line_end or text[line_end - 1] not in _WRAP_SET:
+            continue
+        line_start = text.rfind("\n", 0, line_end) + 1
+        line = text[line_start:line_end]
         next_newline = text.find("\n", head_start)
-        line_end = newline - 1 if newline > 0 and text[newline - 1] == "\r" else newline
-        if (
-            head_start < length
-            and text[head_start] in _WRAP_SET
-            and line_end > 0
-            and text[line_end - 1] in _WRAP_SET
-        ):
-            head_line = text[head_start : length if next_newline == -1 else next_newline]
-            if not _NEW_RECORD.match(head_line):  # else the next line opens a record of its own
-                line_start = text.rfind("\n", 0, line_end) + 1
-                line = text[line_start:line_end]
-                tail = len(line) - len(line.rstrip(_WRAP_CHARS))
-                head_end = head_start + len(head_line) - len(head_line.lstrip(_WRAP_CHARS))
-                closing = text[head_end : head_end + 1]
-                yield _Joint(
-                    window_start=max(line_start, line_end - tail - _WRAP_CONTEXT),
-                    line_end=line_end,
-                    head_start=head_start,
-                    head_end=head_end,
-                    piece_end=head_end + 1 if closing and closing in "\"'" else head_end,
-                    cut_for_sure=len(line) in TERMINAL_WIDTHS or newline in boundaries,
-                )
-        newline = next_newline
+        head_line = text[head_start : len(text) if next_newline == -1 else next_newline]
+        tail = len(line) - len(line.rstrip(_WRAP_CHARS))
+        head_end = head_start + len(head_line) - len(head_line.lstrip(_WRAP_CHARS))
+        closing = text[head_end : head_end + 1]
+        yield _Joint(
+            window_start=max(line_start, line_end - tail - _WRAP_CONTEXT),
+            line_end=line_end,
+            head_start=head_start,
+            head_end=head_end,
+            piece_end=head_end + 1 if closing and closing in "\"'" else head_end,
+            cut_for_sure=len(line) in TERMINAL_WIDTHS or newline in boundaries,
+        )
+
+
+# --- Secrets cut at the end of a part ------------------------------------------------------
+
+# The start of a vendor key, cut off by the end of a log event or part before its format is
+# complete ("hk_live_Mq7Tx9" — the rest went into the next event, which may never be read).
+# Only used at the known ends of parts: there, a key's start is all that is left to hide.
+_CUT_KEY = re.compile(
+    r"(?P<key>(?:hk_(?:live|test)_|xox[abposre]-|xapp-|gh[pousr]_|github_pat_|lin_(?:api|oauth)_"
+    r"|sk-ant-|sk-proj-|[sr]k_(?:live|test)_|whsec_|glpat-|AIza|GOCSPX-|ya29\.|IQoJb3JpZ2lu"
+    r"|pypi-AgE|eyJ[A-Za-z0-9_-]{8,}\.|(?<![A-Za-z0-9])(?:A[KS]IA|dapi|hf_|npm_|SG\.))"
+    r"[A-Za-z0-9_\-.+/=]+"
+    r"|://[^\s:/@\"'<>]*:(?P<userinfo>[^\s\"'<>/@]+))\Z"
+)
+_CUT_KINDS = (
+    ("hk_", "hokusai-api-key"),
+    ("xox", "slack-token"),
+    ("xapp-", "slack-token"),
+    ("gh", "github-token"),
+    ("lin_", "linear-api-key"),
+    ("sk-ant-", "anthropic-api-key"),
+    ("sk-", "openai-api-key"),
+    ("AKIA", "aws-access-key-id"),
+    ("ASIA", "aws-access-key-id"),
+    ("IQoJ", "aws-session-token"),
+    ("eyJ", "jwt"),
+)
+_CUT_CONTEXT = 256
+
+
+def _cut_key_span(text: str, end: int) -> Span | None:
+    """The start of a key (or a URL's password) that ``text[:end]`` ends in, if any."""
+    m = _CUT_KEY.search(text, max(0, end - _CUT_CONTEXT), end)
+    if m is None:
+        return None
+    if m.group("userinfo"):
+        return (m.start("userinfo"), end, len(RULES), "url-password")
+    key = m.group("key")
+    kind = next((kind for prefix, kind in _CUT_KINDS if key.startswith(prefix)), "secret-part")
+    return (m.start(), end, len(RULES), kind)
 
 
 # --- The redactor ----------------------------------------------------------------------------
@@ -281,16 +321,18 @@ class Redactor:
         across several of them — a private key one line per event, a key cut in two — is
         caught; then the text is cut back into as many pieces, each with its own lines.
         ``split``: the pieces may cut a line anywhere (log events), so a secret ending one
-        piece may go on in the next; otherwise only the wraps a terminal makes are joined.
+        piece may go on in the next, and the start of a vendor key ending a piece is redacted
+        even when the piece with its rest is missing; otherwise only the wraps a terminal
+        makes are joined.
         """
-        if len(parts) < 2:
-            return [self.redact_text(part) for part in parts]
+        if not parts:
+            return []
         text = "\n".join(parts)
         boundaries: set[int] = set()
         at = -1
-        for part in parts[:-1]:
+        for part in parts:
             at += len(part) + 1
-            boundaries.add(at)
+            boundaries.add(at)  # the line break after each part; the end of the text
         spans = self._spans(text, boundaries if split else ())
         if not spans:
             return list(parts)
@@ -304,11 +346,17 @@ class Redactor:
         return out
 
     def redact_lines(self, lines: Iterable[str], chunk_chars: int = 1 << 18) -> Iterator[str]:
-        """Redact a stream of lines, yielding exactly one line out for each line in.
+        """Redact a stream of lines, yielding exactly one line out for each line in."""
+        for chunk in self.redact_chunks(lines, chunk_chars):
+            yield from _LINE.findall(chunk)
 
-        Lines are redacted in chunks with one line of context on each side, so a secret
-        soft-wrapped across a chunk boundary is still caught; a private key block is never
-        split between chunks.
+    def redact_chunks(self, lines: Iterable[str], chunk_chars: int = 1 << 18) -> Iterator[str]:
+        """Redact a stream of lines a chunk of whole lines at a time, yielding each chunk's text
+        (as many lines as went in).
+
+        Chunks are redacted with one line of context on each side, so a secret soft-wrapped
+        across a chunk boundary is still caught; a private key block is never split between
+        chunks.
         """
         block: list[str] = []
         size = 0
@@ -324,27 +372,27 @@ class Redactor:
             if len(block) < 2:
                 continue
             lookahead = block.pop()
-            yield from self._redact_block(previous, block, lookahead)
+            yield self._redact_block(previous, block, lookahead)
             previous = block[-1]
             block, size = [lookahead], len(lookahead)
         if block:
-            yield from self._redact_block(previous, block, None)
+            yield self._redact_block(previous, block, None)
 
-    def _redact_block(
-        self, previous: str | None, block: list[str], lookahead: str | None
-    ) -> list[str]:
-        head = previous if previous is not None and previous.endswith("\n") else None
-        text = "".join(([head] if head else []) + block + ([lookahead] if lookahead else []))
+    def _redact_block(self, previous: str | None, block: list[str], lookahead: str | None) -> str:
+        """The redacted text of ``block``, read with the line before and the line after it."""
+        head = previous if previous is not None and previous.endswith("\n") else ""
+        body = "".join(block)
+        text = head + body + (lookahead or "")
         redacted = self.redact_text(text)
         if redacted == text:
-            return block
-        parts = redacted.split("\n")
-        if head is not None:
-            parts = parts[1:]
-        out = []
-        for i, line in enumerate(block):
-            out.append(parts[i] + "\n" if line.endswith("\n") else parts[i])
-        return out
+            return body
+        # Markers never hold a line break, so the context lines are the first and the last.
+        start = redacted.index("\n") + 1 if head else 0
+        end = len(redacted)
+        if lookahead:
+            last_break = end - 1 if lookahead.endswith("\n") else end
+            end = redacted.rindex("\n", 0, last_break) + 1
+        return redacted[start:end]
 
     # -- structured data --
 
@@ -403,6 +451,11 @@ class Redactor:
         spans = self._scan(text)
         if "\n" in text:
             spans.extend(self._wrapped_spans(text, spans, boundaries))
+        for end in boundaries:
+            end = end - 1 if end and text[end - 1] == "\r" else end
+            cut = _cut_key_span(text, end)
+            if cut is not None:
+                spans.append(cut)
         return spans
 
     def _scan(self, text: str, *, decode_base64: bool = True, depth: int = 1) -> list[Span]:
@@ -480,7 +533,7 @@ class Redactor:
         # tokens (hex ids, words, paths) are refused on their letter case alone.
         for token in _BASE64_TOKEN.findall(text):
             if token.islower() or token.isupper():
-                continue
+                continue  # hex ids, words, paths: base64 of text mixes letter cases
             # Every token of mixed case moves the cursor, and one of a single case cannot hold
             # this one: the first occurrence after the cursor is this token.
             start = text.find(token, at)
@@ -585,7 +638,8 @@ def _mark(piece: str, marker: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """A logging filter that redacts each record's message, arguments and traceback text."""
+    """A logging filter that redacts each record's message, arguments and traceback text
+    (and writes the bot's own Slack mentions and links as plain text)."""
 
     def __init__(self, redactor: Redactor | None = None, name: str = "") -> None:
         super().__init__(name)
@@ -597,7 +651,7 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a bad format string must not lose the record
             message = f"{record.msg!r} {record.args!r}"
-        record.msg = redactor.redact_text(message)
+        record.msg = plain(redactor.redact_text(message))
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)

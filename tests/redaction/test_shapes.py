@@ -67,6 +67,30 @@ def test_a_key_split_across_two_events_is_redacted_in_both(redactor: Redactor, c
     assert out[2] == "next event"
 
 
+@pytest.mark.parametrize("kind", ["hokusai-api-key", "slack-token", "github-token", "jwt"])
+def test_the_start_of_a_key_ending_an_event_is_redacted_without_its_rest(
+    redactor: Redactor, kind: str
+) -> None:
+    """A filtered log read may return the event with the key's start and not the next one."""
+    key = make_secret(kind, 8)
+    line = f"2026-11-26T04:00:00Z ERROR probe sent {key}"
+    out = redactor.redact_parts([line[:-12], "2026-11-26T04:00:09Z INFO unrelated"])
+    assert key[:-12] not in out[0] and out[0].startswith("2026-11-26T04:00:00Z ERROR probe sent ")
+    assert out[1] == "2026-11-26T04:00:09Z INFO unrelated"
+
+
+def test_a_url_password_cut_by_the_end_of_an_event(redactor: Redactor) -> None:
+    secret = password()
+    out = redactor.redact_parts([f"ERROR connect postgresql://mlflow:{secret[:9]}"])
+    assert out == ["ERROR connect postgresql://mlflow:[redacted:url-password]"]
+
+
+def test_pagination_tokens_ending_an_event_stay(redactor: Redactor) -> None:
+    cursor = b64(json.dumps({"v": 1, "c": pick(ALNUM, 24)}))
+    parts = [f"DEBUG paginating nextToken={cursor}", "DEBUG next page"]
+    assert redactor.redact_parts(parts) == parts
+
+
 def test_a_value_judged_by_its_key_split_across_events_is_redacted(redactor: Redactor) -> None:
     secret = password()
     parts = [f"connecting with DB_PASSWORD={secret[:8]}", f"{secret[8:]} to db.internal"]

@@ -110,14 +110,30 @@ def classify(message: str) -> tuple[str, str] | None:
     return None
 
 
+def redacted_messages(events: list[dict[str, Any]]) -> list[str]:
+    """Each event's message, redacted together with the other events of its stream in time
+    order: a secret written across events (a private key one line per event, a long line the
+    log driver split) is caught in every piece, and a key's start ending an event is hidden
+    even when the event with its rest was not read."""
+    streams: dict[str, list[int]] = {}
+    for index, event in enumerate(events):
+        streams.setdefault(event.get("logStreamName", ""), []).append(index)
+    out = [""] * len(events)
+    for indexes in streams.values():
+        indexes.sort(key=lambda i: int(events[i].get("timestamp", 0)))
+        parts = [events[i].get("message", "") for i in indexes]
+        for i, message in zip(indexes, default_redactor().redact_parts(parts), strict=True):
+            out[i] = message
+    return out
+
+
 def group_lines(events: list[dict[str, Any]]) -> tuple[list[LineGroup], int]:
-    """Group events into kinds, newest group first; also count tracebacks."""
-    redact = default_redactor().redact_text
+    """Group events into kinds, newest group first; also count tracebacks. Only redacted
+    text (``redacted_messages``) is classified, grouped and kept."""
     groups: dict[tuple[str, str], LineGroup] = {}
     tracebacks = 0
-    for event in events:
-        # Secrets are folded before grouping: each line carrying a different one is the same kind.
-        message = redact(event.get("message", ""))
+    # Secrets are folded before grouping: each line carrying a different one is the same kind.
+    for event, message in zip(events, redacted_messages(events), strict=True):
         if message.strip().startswith(_TRACEBACK):
             tracebacks += 1
         kind = classify(message)
@@ -173,13 +189,11 @@ async def _newest_stream_head(ctx: CheckContext, group: str) -> dict[str, Any] |
         startFromHead=True,
         limit=_FIRST_LINES,
     )
-    redact = default_redactor().redact_text
+    lines = default_redactor().redact_parts([e.get("message", "") for e in head.get("events", [])])
     return {
         "stream": newest["logStreamName"],
         "created_at": _iso(newest.get("creationTime", 0)),
-        "first_lines": [
-            redact(e.get("message", ""))[:_SAMPLE_CHARS] for e in head.get("events", [])
-        ],
+        "first_lines": [line[:_SAMPLE_CHARS] for line in lines],
     }
 
 

@@ -85,6 +85,23 @@ def test_api_key_in_an_error_line_is_redacted_in_the_group():
     assert key not in json.dumps([g.to_json() for g in groups]) + groups[0].signature
 
 
+def test_secrets_across_events_of_a_stream_are_redacted_in_the_groups():
+    """A key split in two events, and its start ending an event whose rest was not read."""
+    alnum = string.ascii_letters + string.digits
+    key = "hk_" + "live_" + "".join(random.choices(alnum, k=32))
+    other = "hk_" + "live_" + "".join(random.choices(alnum, k=32))
+    events = [
+        {"timestamp": 1, "logStreamName": "a", "message": f"ERROR probe sent {key[:14]}"},
+        {"timestamp": 2, "logStreamName": "a", "message": f"{key[14:]} and got 401 ERROR"},
+        {"timestamp": 3, "logStreamName": "b", "message": f"ERROR retry with {other[:20]}"},
+    ]
+    groups, _ = group_lines(events)
+    shown = json.dumps([g.to_json() for g in groups]) + " ".join(g.signature for g in groups)
+    for fragment in (key[:14], key[14:], other[:20], other[8:20]):
+        assert fragment not in shown
+    assert sum(g.count for g in groups) == 3
+
+
 def test_normalise_groups_lines_that_differ_only_in_volatile_parts():
     a = "2025-08-19 13:57:01,123 ERROR task 3f2a9c0b1d2e4f5a6b7c8d9e0f1a2b3c on 10.0.1.5:5000 try 3"
     b = "2025-08-19 14:02:44,987 ERROR task 0123456789abcdef0123456789abcdef on 10.0.2.9:80 try 12"
