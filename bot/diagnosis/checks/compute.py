@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from bot.config import EcsService, Environment
 from bot.diagnosis import cloud_map as cloud_map_reads
 from bot.diagnosis.checks.base import CheckContext, CheckResult, Classification, check
-from bot.redaction import default_redactor
+from bot.redaction import default_redactor, secret_key_kind, shown_placeholder
 
 _STOPPED_TASKS_SHOWN = 5
 # Stopped reasons that mean the application itself exited (not capacity, image or network).
@@ -626,6 +626,26 @@ async def _cloud_map_names(
     return await cloud_map_reads.resolve_all(ctx.aws, [h for h in hosts if h])
 
 
+def placeholder_findings(container: dict[str, Any]) -> list[ConfigFinding]:
+    """Secret variables still holding a placeholder (``changeme``, ``xxxx``, ``<your key>``,
+    an AWS example key): the service runs with a value nobody meant to deploy."""
+    revision = container.get("_revision", "the task definition")
+    out = []
+    for entry in container.get("environment", []):
+        name, value = entry.get("name", ""), entry.get("value", "")
+        if secret_key_kind(name) and shown_placeholder(value):
+            out.append(
+                ConfigFinding(
+                    name,
+                    "fail",
+                    f"{name} in {revision} is the placeholder `{value}`",
+                    found=value,
+                    expected="the real secret, from Secrets Manager (`secrets` / `valueFrom`)",
+                )
+            )
+    return out
+
+
 async def _service_containers(ctx: CheckContext) -> dict[str, dict[str, Any]]:
     """Each configured service's main container (services that exist)."""
     out = {}
@@ -652,7 +672,8 @@ async def _service_containers(ctx: CheckContext) -> dict[str, dict[str, Any]]:
         *_CLOUD_MAP_READS,
     ],
     description="Task-definition settings public access needs: MLflow --static-prefix, "
-    "--allowed-hosts, backend store host; the API's MLflow URL against Cloud Map.",
+    "--allowed-hosts, backend store host; the API's MLflow URL against Cloud Map; secret "
+    "variables still set to a placeholder.",
 )
 async def task_config(ctx: CheckContext) -> CheckResult:
     spec = ctx.service
@@ -663,7 +684,7 @@ async def task_config(ctx: CheckContext) -> CheckResult:
     if container is None:
         return CheckResult.skipped(f"{spec.name} does not exist (see compute.ecs-service)")
     env_vars = container_env(container)
-    findings: list[ConfigFinding] = []
+    findings: list[ConfigFinding] = placeholder_findings(container)
     if spec.is_mlflow:
         argv = container_argv(container)
         proxy_hosts = []
@@ -679,7 +700,7 @@ async def task_config(ctx: CheckContext) -> CheckResult:
         findings += await backend_store_findings(ctx, argv, env_vars)
     else:
         urls = mlflow_urls(env_vars)
-        if not urls:
+        if not urls and not findings:
             return CheckResult.skipped(
                 f"{spec.name} sets no MLflow URL (looked for {', '.join(_MLFLOW_URL_NAMES)})",
                 revision=container["_revision"],
@@ -696,8 +717,9 @@ async def task_config(ctx: CheckContext) -> CheckResult:
         first = failed[0]
         more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
         expected = f"; expected {first.expected}" if first.expected else ""
+        where = "" if container["_revision"] in first.message else f"{container['_revision']}: "
         return CheckResult.failed(
-            f"{container['_revision']}: {first.message}{expected}{more}",
+            f"{where}{first.message}{expected}{more}",
             Classification.CONFIGURATION,
             hint=f"fix {first.setting} in the {spec.name} task definition and redeploy",
             **evidence,

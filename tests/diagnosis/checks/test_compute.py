@@ -163,3 +163,36 @@ def test_every_aws_call_is_declared_in_reads(scenario):
 
 def test_reports_serialise_to_json():
     json.dumps(scenario_run("mlflow-down").ours.to_json())
+
+
+def _redeploy_api_with(w, extra_env: dict[str, str]) -> str:
+    """Register a new API revision with ``extra_env`` added and point the service at it."""
+    ecs = w.session.client("ecs")
+    service = ecs.describe_services(cluster="hokusai-development", services=[API])["services"][0]
+    td = ecs.describe_task_definition(taskDefinition=service["taskDefinition"])["taskDefinition"]
+    containers = td["containerDefinitions"]
+    containers[0]["environment"] += [{"name": k, "value": v} for k, v in extra_env.items()]
+    keep = ("family", "networkMode", "requiresCompatibilities", "cpu", "memory")
+    new = ecs.register_task_definition(
+        containerDefinitions=containers, **{k: td[k] for k in keep if k in td}
+    )["taskDefinition"]
+    ecs.update_service(
+        cluster="hokusai-development", service=API, taskDefinition=new["taskDefinitionArn"]
+    )
+    return f"{new['family']}:{new['revision']}"
+
+
+def test_a_secret_variable_left_at_its_placeholder_is_a_configuration_failure():
+    with world("healthy") as w:
+        revision = _redeploy_api_with(
+            w, {"HOKUSAI_API_KEY": "changeme", "DB_PASSWORD": "QWERTYUIOP", "LOG_LEVEL": "x"}
+        )
+        result = run_check(w, "compute.task-config", API)
+    assert result.status is Status.FAIL
+    assert str(result.classification) == "configuration"
+    assert result.summary.startswith(
+        f"HOKUSAI_API_KEY in {revision} is the placeholder `changeme`; expected the real secret"
+    )
+    reported = [f["setting"] for f in result.evidence["findings"] if f["status"] == "fail"]
+    assert reported == ["HOKUSAI_API_KEY"]  # QWERTYUIOP is a password, not a placeholder
+    assert "QWERTYUIOP" not in json.dumps(result.evidence)
