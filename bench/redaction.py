@@ -4,9 +4,9 @@ Run from the repository root: ``.venv/bin/python -m bench.redaction`` (about a m
 It generates the corpus of ``bench/corpus.py`` in memory (no secret touches the disk), pipes it
 through ``bot.cli.redact.main`` exactly as the command does, then scans a sample of the same
 text with detect-secrets' Python API (default plugins, verification off, sockets refused). It
-prints MB/s of each and the ratio, recall on plain and on mangled (URL-encoded, JSON-escaped
-once or more, base64-encoded, soft-wrapped) secrets, and the number of placeholder and clean
-lines changed (ours) or flagged (detect-secrets), against the goals below.
+prints MB per CPU-second of each and the ratio, recall on plain and on mangled (URL-encoded,
+JSON-escaped once or more, base64-encoded, soft-wrapped) secrets, and the number of
+placeholder and clean lines changed (ours) or flagged (detect-secrets), against the goals.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from bench.corpus import MANGLINGS, Corpus, generate_corpus
 from bot.cli.redact import main as redact_main
+
+# Both sides are timed in CPU seconds of this process: on a shared machine, wall-clock time
+# mostly measures the neighbours, and the ratio swung by 2x between runs.
+_clock = time.process_time
 
 GOAL_PLAIN_RECALL = 0.995
 GOAL_MANGLED_RECALL = 0.90
@@ -66,9 +70,9 @@ def run_ours(corpus: Corpus, repeats: int = 3) -> tuple[float, list[str]]:
     out_lines: list[str] = []
     for _ in range(repeats):
         stdout, stderr = io.StringIO(), io.StringIO()
-        started = time.perf_counter()
+        started = _clock()
         code = redact_main([], io.BytesIO(data), stdout, stderr, environ={})
-        best = min(best, time.perf_counter() - started)
+        best = min(best, _clock() - started)
         if code != 0:
             raise SystemExit(f"hokusai redact exited {code}: {stderr.getvalue()}")
         out_lines = stdout.getvalue().split("\n")
@@ -92,9 +96,9 @@ def run_detect_secrets(lines: list[str], repeats: int = 2) -> tuple[float, set[i
         )
         seconds = float("inf")
         for _ in range(repeats):
-            started = time.perf_counter()
+            started = _clock()
             found = list(scan._process_line_based_plugins(numbered, filename="corpus.log"))
-            seconds = min(seconds, time.perf_counter() - started)
+            seconds = min(seconds, _clock() - started)
     return seconds, {secret.line_number - 1 for secret in found}, attempts
 
 
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     _row("", "hokusai redact", "detect-secrets")
     _row("text scanned (MB)", f"{text_mb:.2f}", f"{ds_mb:.2f}")
-    _row("throughput (MB/s)", f"{ours_speed:.2f}", f"{ds_speed:.3f}")
+    _row("throughput (MB/CPU-s)", f"{ours_speed:.2f}", f"{ds_speed:.3f}")
     for name in ("plain", *MANGLINGS):
         _row(f"recall {name}", _share(ours_rates.get(name)), _share(ds_rates.get(name)))
     _row("recall mangled (all)", _share(mangled), _share(_mangled(ds_rates)))
@@ -200,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     _row("network attempts", "0", str(len(attempts)))
     print()
     print(f"throughput ratio: {ratio:.0f}x (detect-secrets measured on the first {ds_mb:.2f} MB)")
-    print(f"hokusai redact on clean-heavy text (1 secret in 1000 lines): {quiet_speed:.2f} MB/s")
+    print(
+        f"hokusai redact on clean-heavy text (1 secret in 1000 lines): {quiet_speed:.2f} MB/CPU-s"
+    )
     if missed:
         print("missed (mangling, format): " + ", ".join(f"{k}={n}" for k, n in missed))
     for index in changed[:3]:

@@ -129,8 +129,8 @@ def main(
 
 
 def _copy(redactor: Any, lines: Iterator[str], write: Any) -> None:
-    for line in redactor.redact_lines(lines):
-        write(line)
+    for chunk in redactor.redact_chunks(lines):
+        write(chunk)
 
 
 def _decoded(handle: IO[bytes]) -> Iterator[str]:

@@ -417,8 +417,13 @@ def wrapped_key_start(text: str, key_start: int, chars: frozenset[str] = KEY_CHA
     return start if start < end else key_start
 
 
+_BRACKET = re.compile(r"[()\[\]{}]")
+
+
 def _balanced_length(value: str) -> int:
     """Up to the first bracket closing one the value did not open: ``Stand(token=x).start()``."""
+    if not _BRACKET.search(value):
+        return len(value)
     depth = 0
     for index, char in enumerate(value):
         if char in "([{":
