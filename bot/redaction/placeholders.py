@@ -5,8 +5,9 @@ none of these is a secret, whatever its case or wording (``QWERTYUIOP``, ``HUNTE
 ``myexamplepw-9f8a7c`` are passwords):
 
 - no value: empty or shorter than three characters;
-- one repeated character, optionally masked around a few shown ones: ``xxxx``, ``****``,
-  ``****WXYZ``, ``...``;
+- one repeated placeholder character (``x``, ``*``, ``.``, ``#``, ``-``, ``_``, ``•``),
+  optionally around a few shown ones: ``xxxx``, ``****``, ``****WXYZ``, ``...`` (not digits
+  or other letters: ``hk_live_0000…`` may be a generated key);
 - a template or reference: ``<token>``, ``${DB_PASSWORD}``, ``$(cat /run/x)``, ``{{ secret }}``,
   ``$DB_PASSWORD``, ``%(password)s``, ``{password}``, a redaction marker, an ARN;
 - a whole value made only of placeholder words: ``changeme``, ``password``, ``secret``,
@@ -48,7 +49,7 @@ _TEMPLATE = re.compile(
     """,
     re.VERBOSE,
 )
-_MASKED = re.compile(r"(.)\1{2,}|\*{3,}[^*]{0,6}|[^*]{0,6}\*{3,}")
+_MASKED = re.compile(r"([xX*.#•_-])\1{2,}|\*{3,}[^*]{0,6}|[^*]{0,6}\*{3,}")
 _AWS_EXAMPLE = re.compile(r"A[KS]IA[A-Z0-9]{9}EXAMPLE|[A-Za-z0-9/+]{30}EXAMPLEKEY")
 # Vendor prefixes a placeholder may keep: what follows them decides.
 _VENDOR_PREFIX = re.compile(

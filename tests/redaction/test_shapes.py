@@ -307,6 +307,12 @@ def test_values_that_only_look_like_placeholders_are_secrets(
     assert redactor.redact({"name": "DB_PASSWORD", "value": value})["value"] != value
 
 
+def test_a_generated_key_of_one_repeated_digit_is_a_secret(redactor: Redactor) -> None:
+    key = "hk_" + "live_" + "0" * 32
+    assert redactor.redact_text(f"key {key}") == "key [redacted:hokusai-api-key]"
+    assert redactor.redact_text(f"token {'ghp_' + 'a' * 36}") == "token [redacted:github-token]"
+
+
 def test_which_placeholders_a_config_check_reports() -> None:
     key_id, _ = aws_example_keys()
     assert placeholder_kind("changeme") == "word"
