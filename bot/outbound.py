@@ -14,14 +14,18 @@ with ``bot.mrkdwn`` stay live. Everything not bound for Slack gets those as plai
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
 from typing import IO, Any
 
 import httpx
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import metrics
 from bot.diagnosis.render import protect_wildcards
 from bot.mrkdwn import neutralise, plain
 from bot.redaction import RedactingFilter, Redactor, default_redactor
@@ -162,7 +166,7 @@ class Outbound:
 
     @classmethod
     def for_token(cls, token: str | None, base_url: str) -> Outbound:
-        client = AsyncWebClient(token=token, base_url=base_url, timeout=10)
+        client = _CountingWebClient(token=token, base_url=base_url, timeout=10)
         # A 429 is retried after Retry-After instead of losing the message.
         client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=3))
         return cls(client)
@@ -285,14 +289,50 @@ class Outbound:
             self._http = None
 
 
-def install_log_redaction(redactor: Redactor | None = None) -> None:
-    """Redact every log record handled by the root logger's handlers."""
+class _CountingWebClient(AsyncWebClient):
+    """The Web API client, counting Slack's refusals by their error code for ``/metrics``."""
+
+    async def api_call(self, api_method: str, **kwargs: Any) -> Any:
+        try:
+            return await super().api_call(api_method, **kwargs)
+        except SlackApiError as exc:
+            code = exc.response.get("error") if exc.response is not None else None
+            metrics.ERRORS.labels("slack", metrics.error_kind(str(code or "http"))).inc()
+            raise
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object a line (``HOKUSAI_LOG_FORMAT=json``), for log pipelines.
+
+    The record has passed the redacting filter by the time it is formatted.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_text or record.exc_info:
+            line["exception"] = record.exc_text or self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False)
+
+
+def install_log_redaction(redactor: Redactor | None = None, *, json_lines: bool = False) -> None:
+    """Redact every log record handled by the root logger's handlers.
+
+    When the process has no handler yet, one is made: plain text lines, or JSON objects.
+    """
     flt = RedactingFilter(redactor or default_redactor())
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
+        if json_lines:
+            JsonLines.converter = time.gmtime
+            root.handlers[0].setFormatter(JsonLines())
     # One line per HTTP request drowns the log (and the benchmarks); warnings still show.
     for noisy in ("httpx", "httpcore", "botocore.credentials", "botocore.configprovider"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

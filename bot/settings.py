@@ -7,6 +7,7 @@ real values to the redactor so that they can be scrubbed from anything the bot e
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
         description="The incident log: a SQLite file, or a postgresql:// URL for several replicas.",
     )
     hokusai_env: str | None = Field(None, description="Environment diagnosed by default.")
+    hokusai_log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text, or one JSON object a line."
+    )
     linear_api_key: SecretStr | None = Field(None, description="Linear API key.")
     linear_api_url: str = Field(DEFAULT_LINEAR_API_URL, description="Linear GraphQL endpoint.")
     jira_base_url: str | None = Field(None, description="Jira Cloud site, https://x.atlassian.net")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot import metrics
 from bot.diagnosis.checks.base import CheckOutcome, Status
 from bot.diagnosis.render import detail_chunks, progress_blocks, report_blocks
 from bot.slack.commanding import CommandRequest, Reply, UsageError, pop_options
@@ -82,6 +83,10 @@ async def finish(
     report: Any, req: CommandRequest, services: Services, ts: str, target: str
 ) -> None:
     """Record the run, then turn the progress message into the final view."""
+    metrics.DIAGNOSES.observe(report.duration_ms / 1000)
+    for outcome in report.outcomes:
+        if outcome.status in (Status.ERROR, Status.TIMEOUT):
+            metrics.CHECK_PROBLEMS.labels(outcome.layer, str(outcome.status)).inc()
     recorded = await asyncio.to_thread(_record, report, req, services)
     incident = recorded.incident
     # Reading the runbook files is disk work: off the event loop like the store.

@@ -26,6 +26,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bot import metrics
+
 READ_PREFIXES: tuple[str, ...] = ("Describe", "List", "Get")
 
 # Reads whose names do not start with a read prefix.
@@ -232,6 +234,7 @@ class AwsCaller:
             return getattr(client, operation)(**params)
         except ClientError as exc:
             error = exc.response.get("Error", {})
+            metrics.ERRORS.labels("aws", metrics.error_kind(error.get("Code", "unknown"))).inc()
             if error.get("Code") in _ACCESS_DENIED_CODES:
                 raise AwsAccessDenied(
                     iam_action(service, api_name), _one_line(error.get("Message", ""))

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from sqlite_utils import Database
 
+from bot import metrics
 from bot.diagnosis.checks.base import PROBLEM_STATUSES
 from bot.errors import HokusaiError
 from bot.incident.engine import PgDatabase, display, is_postgres
@@ -314,6 +315,7 @@ def _store_error(exc: sqlite3.Error) -> StoreError:
     else:
         reason = str(exc)
         message = f"the incident log failed: {exc}"
+    metrics.ERRORS.labels("store", metrics.error_kind(reason)).inc()
     return StoreError(message, reason=reason)
 
 
@@ -1117,6 +1119,21 @@ class IncidentStore:
             self._write(
                 db, "DELETE FROM summary_leases WHERE name = ? AND holder = ?", [name, holder]
             )
+
+    def release_leases(self, holder: str) -> int:
+        """Give back every lease ``holder`` holds (on shutdown); how many there were."""
+        with self._db() as db:
+            cursor = self._write(db, "DELETE FROM summary_leases WHERE holder = ?", [holder])
+        return cursor.rowcount
+
+    def leases_held(self, holder: str, prefix: str = "", *, now: datetime | None = None) -> int:
+        """How many unexpired leases named ``prefix...`` ``holder`` holds."""
+        rows = self._rows(
+            "SELECT COUNT(*) AS n FROM summary_leases WHERE holder = ? AND name LIKE ?"
+            " AND expires_at > ?",
+            [holder, prefix + "%", to_ts(_now(now))],
+        )
+        return int(rows[0]["n"])
 
     def prune_requests(self, older_than: datetime) -> int:
         """Forget handled request keys older than ``older_than`` (Slack retries within minutes)."""

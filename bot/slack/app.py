@@ -53,7 +53,7 @@ def build_app(
     settings.require("slack_signing_secret", "slack_bot_token")
     config = config or load_config(settings.hokusai_config)
     remember_process_secrets(settings, config)
-    install_log_redaction()
+    install_log_redaction(json_lines=settings.hokusai_log_format == "json")
 
     outbound = Outbound.for_token(
         settings.slack_bot_token.get_secret_value(),  # type: ignore[union-attr]

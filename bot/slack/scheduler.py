@@ -21,6 +21,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from bot import metrics
 from bot.incident.store import Incident, StoreError
 from bot.incident.summaries import build_summary
 
@@ -120,6 +121,8 @@ class SummaryScheduler:
                 await asyncio.to_thread(store.release_lease, name, self.holder)
                 continue
             posted.append(incident.id)
+        held = await asyncio.to_thread(store.leases_held, self.holder, "summary:")
+        metrics.LEASES.labels("summary").set(held)
         return posted
 
     async def run_forever(self) -> None:
@@ -138,6 +141,8 @@ class SummaryScheduler:
         return self._task
 
     async def stop(self) -> None:
+        """Stop ticking and hand this process's leases back, so another replica takes over at
+        once instead of waiting for them to expire (a graceful shutdown, SIGTERM)."""
         if self._task is not None:
             self._task.cancel()
             try:
@@ -145,3 +150,8 @@ class SummaryScheduler:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        try:
+            await asyncio.to_thread(self.services.store().release_leases, self.holder)
+        except StoreError as exc:
+            log.warning("summary scheduler: could not hand leases back: %s", exc)
+        metrics.LEASES.labels("summary").set(0)

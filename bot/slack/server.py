@@ -1,16 +1,19 @@
-"""HTTP mode: the Bolt app behind its ASGI adapter under uvicorn, plus ``GET /healthz``."""
+"""HTTP mode: the Bolt app under uvicorn (ASGI), plus ``/healthz`` and ``/metrics``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
 from slack_bolt.adapter.asgi.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 
+from bot import metrics
 from bot.slack.gate import RequestGate
 from bot.slack.services import response_sent
 
@@ -35,16 +38,23 @@ def asgi_app(app: AsyncApp, signing_secret: str | None = None) -> Callable[..., 
         if scope["path"] == "/healthz":
             await _answer(send, 200, b'{"ok": true}')
             return
+        if scope["path"] == "/metrics" and scope["method"] == "GET":
+            page, content_type = metrics.render()
+            await _answer(send, 200, page, content_type.encode())
+            return
         if scope["path"] != EVENTS_PATH:
             await _answer(send, 404, b'{"error": "not found"}')
             return
         if scope["method"] != "POST":
             await _answer(send, 405, b'{"error": "method not allowed"}')
             return
+        arrived = time.monotonic()
         verdict = await gate.admit(scope, receive)
         if verdict.refused:
             await _answer(send, verdict.status, b'{"error": "invalid request"}')
+            metrics.ACKS.labels("refused").observe(time.monotonic() - arrived)
             return
+        send = _timed(send, arrived)
         sent = asyncio.Event()
         token = response_sent.set(sent)
         try:
@@ -54,6 +64,17 @@ def asgi_app(app: AsyncApp, signing_secret: str | None = None) -> Callable[..., 
             response_sent.reset(token)
 
     return application
+
+
+def _timed(send: Callable, arrived: float) -> Callable:
+    """``send`` that records how long the ack took, when its first byte goes out."""
+
+    async def timed_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            metrics.ACKS.labels("acked").observe(time.monotonic() - arrived)
+        await send(message)
+
+    return timed_send
 
 
 def _replay(body: bytes) -> Callable[[], Any]:
@@ -70,12 +91,14 @@ def _replay(body: bytes) -> Callable[[], Any]:
     return receive
 
 
-async def _answer(send: Callable, status: int, body: bytes) -> None:
+async def _answer(
+    send: Callable, status: int, body: bytes, content_type: bytes = b"application/json"
+) -> None:
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json")],
+            "headers": [(b"content-type", content_type)],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -176,10 +199,24 @@ class BotServer:
         self.stop()
 
 
+class _GracefulServer(uvicorn.Server):
+    """uvicorn's server, but a SIGTERM ends ``serve()`` instead of killing the process after it.
+
+    uvicorn finishes the requests in flight (the acks), then re-raises the signal, which would
+    end the process before the caller hands its summary leases back to the other replicas.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
+
 async def serve_forever(
     app: AsyncApp, host: str, port: int, on_ready: Callable[[int], None]
 ) -> None:
-    server = uvicorn.Server(uvicorn_config(app, host, port))
+    server = _GracefulServer(uvicorn_config(app, host, port))
 
     async def announce() -> None:
         while not server.started:
