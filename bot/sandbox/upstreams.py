@@ -125,6 +125,9 @@ class ApiService(BackgroundServer):
         require_auth: False turns authentication off, the bypass the seed warns about.
         mlflow_url: where ``/api/mlflow/*`` goes; None: the proxy is not configured (404).
         upstream_timeout: seconds it waits for MLflow.
+
+    ``not_found_detail`` is the ``detail`` of its 404 answers (FastAPI's "Not Found"); tests
+    put hostile text there to see what the bot makes of an error body.
     """
 
     name = "api-service"
@@ -150,6 +153,7 @@ class ApiService(BackgroundServer):
         self.require_auth = require_auth
         self.mlflow_url = mlflow_url
         self.upstream_timeout = upstream_timeout
+        self.not_found_detail = "Not Found"
         self.requests_seen: list[dict[str, str]] = []
 
     def build_app(self) -> web.Application:
@@ -170,7 +174,7 @@ class ApiService(BackgroundServer):
         return web.json_response({"status": "healthy"})
 
     async def _not_found(self, request: web.Request) -> web.Response:
-        return fastapi_error(404, "Not Found")
+        return fastapi_error(404, self.not_found_detail)
 
     def presented_key(self, request: web.Request) -> str | None:
         """The key in the first accepted place that holds one."""
@@ -193,7 +197,7 @@ class ApiService(BackgroundServer):
             if key not in self.api_keys:
                 return fastapi_error(401, "Invalid API key")
         if not self.mlflow_url:
-            return fastapi_error(404, "Not Found")
+            return fastapi_error(404, self.not_found_detail)
         assert self.session is not None
         query = [(k, v) for k, v in request.query.items() if k != "api_key"]
         target = f"{self.mlflow_url.rstrip('/')}/{request.match_info['tail']}"
