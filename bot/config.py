@@ -2,28 +2,68 @@
 
 A bad file stops with one line naming the file, the field and what is wrong
 (``ConfigError``); the CLI turns it into exit code 2.
+
+Unknown keys are errors, with a did-you-mean: a typo such as ``acess:`` would otherwise be
+read as "no access rules" and silently turn access control off. Keys starting with ``x-`` are
+ignored at every level, for teams that annotate their config.
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
+import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from bot.errors import HokusaiError
+
+MAX_CONFIG_BYTES = 1_000_000
+MAX_NESTING = 64  # hokusai.yml needs 6; deeper is a broken or hostile file
+MAX_NODES = 200_000  # counting what aliases expand to: no "billion laughs"
 
 
 class ConfigError(HokusaiError):
     """hokusai.yml is missing or invalid; the message is one line naming file and field."""
 
 
+def is_annotation(key: object) -> bool:
+    """``x-owner: platform-team``: a key the bot ignores, for people's notes."""
+    return isinstance(key, str) and key.lower().startswith(("x-", "x_"))
+
+
+def did_you_mean(word: str, known: list[str]) -> str:
+    """``did you mean `access`?`` for a near miss, else the keys that are known."""
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean `{close[0]}`?"
+    return f"known: {', '.join(known)}" if known else "none are known here"
+
+
 class _Model(BaseModel):
-    # Extra keys are allowed: teams annotate their config (docs/architecture.md, the config schema).
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # Unknown keys are refused: a typo must not silently drop a setting (see is_annotation).
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        known = [name for name in cls.model_fields if name != "name"]
+        for key in data:
+            if is_annotation(key) or key in cls.model_fields:
+                continue
+            raise PydanticCustomError(
+                "unknown_key",
+                "unknown key; {hint}",
+                {"key": str(key), "hint": did_you_mean(str(key), known)},
+            )
+        return {k: v for k, v in data.items() if not is_annotation(k)}
 
 
 class PublicEndpoint(_Model):
@@ -163,9 +203,37 @@ class Environment(_Model):
         return self
 
 
+_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_USERGROUP = re.compile(r"^(S[A-Z0-9]{2,}|@?[a-z0-9][a-z0-9._-]*)$")
+
+
 class EnvironmentAccess(_Model):
-    users: list[str] = Field(default_factory=list)
-    usergroups: list[str] = Field(default_factory=list)
+    users: list[str] = Field(
+        default_factory=list, description="Slack member ids (U…) allowed to use the environment."
+    )
+    usergroups: list[str] = Field(
+        default_factory=list,
+        description="User groups whose members are allowed: an id (S…) or a handle (@oncall).",
+    )
+
+    @field_validator("users")
+    @classmethod
+    def _member_ids(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _USER_ID.match(value):
+                raise ValueError(
+                    f"{value!r} is not a Slack member id (U…): copy it from the person's "
+                    "profile, More → Copy member ID"
+                )
+        return values
+
+    @field_validator("usergroups")
+    @classmethod
+    def _groups(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not _USERGROUP.match(value):
+                raise ValueError(f"{value!r} is not a user group id (S…) or handle (@oncall)")
+        return values
 
 
 class Access(_Model):
@@ -187,10 +255,15 @@ class Access(_Model):
     def environment_allowed(
         self, env: str, user_id: str, usergroups: set[str] = frozenset()
     ) -> bool:
+        """Whether ``user_id`` (a member of ``usergroups``: ids or handles) may use ``env``.
+
+        An environment without a rule is open to everyone who may use the channel.
+        """
         rule = self.environments.get(env)
         if rule is None:
             return True
-        return user_id in rule.users or bool(usergroups & set(rule.usergroups))
+        wanted = {g.lstrip("@") for g in rule.usergroups}
+        return user_id in rule.users or bool({g.lstrip("@") for g in usergroups} & wanted)
 
 
 class IncidentSettings(_Model):
@@ -228,6 +301,19 @@ class HokusaiConfig(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _access_names_known_environments(self) -> HokusaiConfig:
+        # A rule for a misspelt environment would leave the real one open to everyone.
+        known = list(self.environments)
+        for name in self.access.environments:
+            if name not in self.environments:
+                raise PydanticCustomError(
+                    "unknown_environment",
+                    "no environment of that name; {hint}",
+                    {"key": f"access.environments.{name}", "hint": did_you_mean(name, known)},
+                )
+        return self
+
     def environment(self, name: str | None = None) -> Environment:
         """The named environment, or the default one; ``ConfigError`` for an unknown name."""
         key = name or self.default_env
@@ -249,9 +335,79 @@ def parse_config(data: object, source: str = "hokusai.yml") -> HokusaiConfig:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = _field_path(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        ctx = err.get("ctx") or {}
+        if err["type"] == "unknown_key":
+            field = f"{field}.{ctx['key']}" if field else ctx["key"]
+        elif err["type"] == "unknown_environment":
+            field = ctx["key"]
+        msg = _one_line(err["msg"].removeprefix("Value error, "))
         where = f"{source}: {field}: " if field else f"{source}: "
         raise ConfigError(f"{where}{msg}") from None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """safe_load with bounds: nesting depth and the node count aliases expand to."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        self._depth += 1
+        if self._depth > MAX_NESTING:
+            mark = self.peek_event().start_mark
+            raise _Bounded(f"line {mark.line + 1}: nested more than {MAX_NESTING} levels deep")
+        try:
+            if self.check_event(yaml.AliasEvent):
+                anchor = self.peek_event().anchor
+                node = super().compose_node(parent, index)
+                self._count(self._sizes.get(id(node), 1), anchor)
+                return node
+            before = self._nodes
+            node = super().compose_node(parent, index)
+            self._count(1, None)
+            self._sizes[id(node)] = self._nodes - before
+            return node
+        finally:
+            self._depth -= 1
+
+    def _count(self, n: int, anchor: str | None) -> None:
+        self._nodes += n
+        if self._nodes > MAX_NODES:
+            what = f" (alias *{anchor})" if anchor else ""
+            raise _Bounded(f"more than {MAX_NODES} values once aliases are expanded{what}")
+
+
+class _Bounded(Exception):
+    """The file is past one of _StrictLoader's bounds."""
+
+
+def _read_text(path: Path) -> str:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (set HOKUSAI_CONFIG or pass --config)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES // 1_000_000} MB; not a config")
+    nul = raw.find(b"\0")
+    if nul >= 0:
+        raise ConfigError(f"{path}: a binary file, not YAML (NUL byte at offset {nul})")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
 
 
 def load_config(path: str | Path) -> HokusaiConfig:
@@ -261,18 +417,19 @@ def load_config(path: str | Path) -> HokusaiConfig:
         ConfigError: one line, ``FILE: FIELD: what is wrong``.
     """
     path = Path(path)
+    text = _read_text(path)
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found (set HOKUSAI_CONFIG or pass --config)") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)
+    except _Bounded as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
-        raise ConfigError(f"{path}: {where}not valid YAML").with_traceback(None) from None
+        problem = getattr(exc, "problem", None)
+        detail = f" ({_one_line(problem, 80)})" if problem else ""
+        raise ConfigError(f"{path}: {where}not valid YAML{detail}") from None
+    except RecursionError:  # belt and braces: the depth bound should come first
+        raise ConfigError(f"{path}: nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return parse_config(data, str(path))
