@@ -1,14 +1,19 @@
 """Read-only AWS sessions and the caller the checks use.
 
-Every client made from :func:`read_only_session` carries a botocore hook that refuses any
-operation that is not a read, before its parameters are even built and again just before the
-request is sent. Reads are an allow-list (``Describe*``, ``List*``, ``Get*`` and a few named
-operations) minus a deny-list of reads that would bring a secret into the process
-(``secretsmanager:GetSecretValue``, ``ecr:GetAuthorizationToken``, ...).
+The session the checks get is an allow list: its clients can call only the operations the
+checks declare in their ``reads`` (exactly the actions of the generated IAM policy, see
+``bot.diagnosis.iam``). Anything else, another service's client included, is refused with
+``ReadOnlyViolation`` before its parameters are built and again just before the request is
+signed. The refusal is built into the session's event emitter rather than registered on it, so
+``session.events.unregister`` (or ``client.meta.events.unregister``) cannot take it away.
+
+Reads that would bring a secret into the process (``secretsmanager:GetSecretValue``,
+``ecr:GetAuthorizationToken``, ...) can never be declared: the policy and the session refuse
+a check that asks for one.
 
 Example::
 
-    aws = AwsCaller(read_only_session("us-east-1"))
+    aws = AwsCaller(read_only_session("us-east-1"))  # the registered checks' reads
     rules = await aws.call("elbv2", "describe_rules", ListenerArn=arn)
 """
 
@@ -16,15 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.hooks import HierarchicalEmitter
 
 from bot import metrics
 
@@ -105,14 +114,16 @@ current_check: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 
 class ReadOnlyViolation(PermissionError):
-    """A check (or anyone holding the session) tried an operation that is not a read."""
+    """A check (or anyone holding the session) tried an operation no check declares."""
 
-    def __init__(self, service: str, operation: str) -> None:
+    def __init__(self, service: str, operation: str, outside: str | None = None) -> None:
         self.service = service
         self.operation = operation
+        self.outside = outside
+        where = f" outside {outside}" if outside else ""
         super().__init__(
-            f"refused {service}:{operation}: the diagnostics session is read-only "
-            "(only Describe*, List*, Get* and named reads; never secrets)"
+            f"refused {service}:{operation}{where}: the diagnostics session may only make the "
+            "reads the checks declare (the generated IAM policy); nothing was sent"
         )
 
 
@@ -139,29 +150,144 @@ def is_read(operation: str) -> bool:
     return operation in READ_OPERATIONS or operation.startswith(READ_PREFIXES)
 
 
-def _guard(model: Any = None, **_: Any) -> None:
-    """botocore hook: refuse anything that is not a read, before it is sent."""
-    if model is None or not is_read(model.name):
-        service = model.service_model.service_name if model is not None else "?"
-        raise ReadOnlyViolation(service, model.name if model is not None else "?")
+# Declared reads that are further limited to some resources, with the IAM resource that says
+# the same in the policy. S3 objects may hold anything: the checks only read the load
+# balancer's access logs, so only keys in AWS's access-log layout can be read.
+RESOURCE_SCOPES: dict[str, tuple[re.Pattern[str], str]] = {
+    "s3:GetObject": (
+        re.compile(r"(^|/)AWSLogs/\d{12}/elasticloadbalancing/"),
+        "arn:aws:s3:::*/AWSLogs/*/elasticloadbalancing/*",
+    ),
+}
 
 
-def guard_session(session: boto3.Session) -> boto3.Session:
-    """Install the read-only guard on ``session``; clients made afterwards carry it."""
-    # Both events: before-parameter-build fires before parameter validation (so the refusal
-    # is the error a caller sees), before-call is the last stop before the request is signed.
-    session.events.register("before-parameter-build", _guard, unique_id="hokusai-read-only-1")
-    session.events.register("before-call", _guard, unique_id="hokusai-read-only-2")
-    return session
+def declared_action(read: str) -> str:
+    """The IAM action of a check's declared read: ``elbv2:DescribeRules`` and
+    ``elasticloadbalancing:DescribeRules`` both give the latter; ``s3:ListObjectsV2`` gives
+    ``s3:ListBucket``."""
+    prefix, _, operation = read.partition(":")
+    return iam_action(prefix, operation)
 
 
-def read_only_session(region: str | None = None, *, profile: str | None = None) -> boto3.Session:
-    """A boto3 session whose clients can only read.
+def allowed_actions(checks: Iterable[Any] | None = None) -> frozenset[str]:
+    """The IAM actions ``checks`` declare (default: every registered check).
+
+    Raises:
+        ValueError: a check declares something that is not a read, or reads a secret.
+    """
+    if checks is None:
+        from bot.diagnosis.checks import REGISTRY  # registers the built-in checks
+
+        checks = REGISTRY.values()
+    actions = frozenset(declared_action(read) for check in checks for read in check.reads)
+    bad = sorted(a for a in actions if not is_read(a.partition(":")[2]))
+    if bad:
+        raise ValueError(f"checks declare actions that are not reads: {', '.join(bad)}")
+    return actions
+
+
+def _refuse_unless_allowed(
+    model: Any, params: Any, allowed: frozenset[str], *, check_resource: bool
+) -> None:
+    if model is None:
+        raise ReadOnlyViolation("?", "?")
+    service = model.service_model.service_name
+    action = iam_action(service, model.name)
+    if not is_read(model.name) or action not in allowed:
+        raise ReadOnlyViolation(service, model.name)
+    scope = RESOURCE_SCOPES.get(action)
+    if scope and check_resource:
+        key = params.get("Key") if isinstance(params, dict) else None
+        if not isinstance(key, str) or not scope[0].search(key):
+            raise ReadOnlyViolation(service, model.name, outside=scope[1])
+
+
+_GUARDED_EVENTS = ("before-parameter-build.", "before-call.")
+
+
+class _GuardedEmitter(HierarchicalEmitter):
+    """botocore's event emitter with the allow list built in: it runs before any handler on
+    the two events every operation passes through, and no ``unregister`` can remove it."""
+
+    def __init__(self, allowed: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self._allowed = frozenset(allowed)
+
+    def _emit(self, event_name: str, kwargs: dict[str, Any], stop_on_response: bool = False):  # type: ignore[override]
+        if event_name.startswith(_GUARDED_EVENTS):
+            # The API parameters (the S3 key) are only there before they are built.
+            _refuse_unless_allowed(
+                kwargs.get("model"),
+                kwargs.get("params"),
+                self._allowed,
+                check_resource=event_name.startswith("before-parameter-build."),
+            )
+        return super()._emit(event_name, kwargs, stop_on_response)
+
+    # HierarchicalEmitter.__copy__ (each client gets a copy) keeps the class and __dict__,
+    # so every client of the session carries the same allow list.
+
+
+class ReadOnlySession(boto3.Session):
+    """A boto3 session whose clients can make only the ``allowed`` IAM actions.
 
     Credentials, profile and endpoint come from boto3's own chain (``AWS_PROFILE``,
-    ``AWS_REGION``, ``AWS_ENDPOINT_URL``); ``region`` wins over ``AWS_REGION`` when given.
+    ``AWS_REGION``, ``AWS_ENDPOINT_URL``).
     """
-    return guard_session(boto3.Session(region_name=region, profile_name=profile))
+
+    def __init__(
+        self,
+        *,
+        allowed: Iterable[str],
+        region_name: str | None = None,
+        profile_name: str | None = None,
+    ) -> None:
+        self._allowed = frozenset(allowed)
+        core = botocore.session.Session(event_hooks=_GuardedEmitter(self._allowed))
+        super().__init__(botocore_session=core, region_name=region_name, profile_name=profile_name)
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        """The IAM actions this session's clients may call."""
+        return self._allowed
+
+    def _service_allowed(self, service_name: str) -> None:
+        prefix = IAM_PREFIX.get(service_name, service_name) + ":"
+        if not any(action.startswith(prefix) for action in self._allowed):
+            raise ReadOnlyViolation(service_name, "*")
+
+    def client(self, service_name: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """A client for a service some check reads; any other service is refused here."""
+        self._service_allowed(service_name)
+        return super().client(service_name, *args, **kwargs)
+
+    def resource(self, service_name: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        self._service_allowed(service_name)
+        return super().resource(service_name, *args, **kwargs)
+
+
+def read_only_session(
+    region: str | None = None,
+    *,
+    allowed: Iterable[str] | None = None,
+    profile: str | None = None,
+) -> ReadOnlySession:
+    """A session whose clients can only make ``allowed`` (default: the registered checks'
+    declared reads, the same actions as the generated IAM policy).
+
+    ``region`` wins over ``AWS_REGION`` when given.
+    """
+    actions = allowed_actions() if allowed is None else frozenset(allowed)
+    return ReadOnlySession(allowed=actions, region_name=region, profile_name=profile)
+
+
+def guard_session(session: boto3.Session, allowed: Iterable[str] | None = None) -> ReadOnlySession:
+    """``session`` as a read-only session: itself if it already is one, else a new
+    :class:`ReadOnlySession` with its region and profile (credentials from the same chain)."""
+    if isinstance(session, ReadOnlySession) and allowed is None:
+        return session
+    profile = session.profile_name if session.profile_name != "default" else None
+    return read_only_session(session.region_name, allowed=allowed, profile=profile)
 
 
 CLIENT_CONFIG = Config(
@@ -190,7 +316,8 @@ class AwsCaller:
     """Runs read-only boto3 calls off the event loop, with clients cached per service.
 
     Args:
-        session: a session from :func:`read_only_session` (the guard is installed if missing).
+        session: a session from :func:`read_only_session`; any other is replaced by a
+            read-only one with its region and profile (:func:`guard_session`).
         latency: seconds added to every call, in the calling thread (benchmarks).
         max_workers: threads for AWS calls; its own pool so slow AWS calls do not starve
             other ``asyncio.to_thread`` users.

@@ -39,6 +39,7 @@ from bot.diagnosis.aws import (
     AwsAccessDenied,
     AwsCaller,
     ReadOnlyViolation,
+    allowed_actions,
     current_check,
     describe_error,
     read_only_session,
@@ -304,7 +305,9 @@ class Runner:
         loop = asyncio.get_running_loop()
         start = loop.time()
         own_aws = self.aws is None
-        aws = self.aws or AwsCaller(read_only_session(self.env.region))
+        aws = self.aws or AwsCaller(
+            read_only_session(self.env.region, allowed=allowed_actions(self.checks.values()))
+        )
         own_http = self.http is None
         http = self.http or httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
         hook = self._latency_hook() if self.http_latency else None

@@ -10,10 +10,12 @@ from botocore.exceptions import ClientError
 
 from bot.diagnosis.aws import (
     DENIED_OPERATIONS,
+    RESOURCE_SCOPES,
     AwsAccessDenied,
     AwsCaller,
     ReadOnlyViolation,
-    guard_session,
+    allowed_actions,
+    iam_action,
     is_read,
     read_only_session,
 )
@@ -69,13 +71,16 @@ def _offline_client(session: boto3.Session, service: str, sent: list[str]):
 
 
 @pytest.mark.parametrize("service", _services_used())
-def test_every_mutating_operation_is_refused_before_sending(fake_credentials, service):
+def test_only_declared_operations_reach_the_wire(fake_credentials, service):
+    """Every operation no check declares is refused before sending, reads included; every
+    declared one (the generated IAM policy's actions) is sent."""
     session = read_only_session("us-east-1")
+    allowed = allowed_actions()
     sent: list[str] = []
     client = _offline_client(session, service, sent)
     operations = session._session.get_service_model(service).operation_names
     python_names = {api: py for py, api in client.meta.method_to_api_mapping.items()}
-    refused, read = [], []
+    refused, reached, scoped = [], [], []
     for api_name in operations:
         method = getattr(client, python_names[api_name])
         before = len(sent)
@@ -84,22 +89,17 @@ def test_every_mutating_operation_is_refused_before_sending(fake_credentials, se
         except ReadOnlyViolation as exc:
             assert exc.operation == api_name
             assert len(sent) == before, f"{api_name} was sent before being refused"
-            refused.append(api_name)
-        except Exception:  # a read: reached the wire (_Sent) or failed on parameters
-            read.append(api_name)
-    assert sorted(refused) == sorted(op for op in operations if not is_read(op))
-    assert sorted(read) == sorted(op for op in operations if is_read(op))
-    assert refused, f"{service} has no mutating operations?"
-    mutating = [op for op in operations if not op.startswith(("Describe", "List", "Get"))]
-    assert set(mutating) - set(refused) <= {
-        "FilterLogEvents",
-        "LookupEvents",
-        "DiscoverInstances",
-        "TestDNSAnswer",
-        "HeadObject",
-        "HeadBucket",
-        "SimulatePrincipalPolicy",
-    }
+            (scoped if exc.outside else refused).append(api_name)
+        except Exception:  # reached the wire (_Sent) or failed on its parameters
+            reached.append(api_name)
+    declared = sorted(op for op in operations if iam_action(service, op) in allowed)
+    # Declared reads limited to some resources (S3 objects) refuse a call naming none.
+    assert sorted(scoped) == [op for op in declared if iam_action(service, op) in RESOURCE_SCOPES]
+    assert sorted(reached + scoped) == declared
+    assert sorted(refused) == sorted(set(operations) - set(declared))
+    # Writes are a subset of what is refused, whatever the checks declare.
+    assert {op for op in operations if not is_read(op)} <= set(refused)
+    assert declared, f"no check reads {service}, yet it is in the list of services used"
 
 
 def test_a_read_reaches_the_wire(fake_credentials):
@@ -134,9 +134,71 @@ def test_a_write_never_reaches_the_wire(fake_credentials):
 )
 def test_reads_that_would_fetch_a_secret_are_refused(fake_credentials, service, method, params):
     sent: list[str] = []
-    client = _offline_client(read_only_session("us-east-1"), service, sent)
+    session = read_only_session("us-east-1")
+    with pytest.raises(ReadOnlyViolation):
+        # No check reads these services: the client itself is refused.
+        client = _offline_client(session, service, sent)
+        getattr(client, method)(**params)
+    assert sent == []
+    # Even a session that allowed the action by mistake never sends a secret read.
+    permissive = read_only_session("us-east-1", allowed=[iam_action(service, "Describe")])
+    client = _offline_client(permissive, service, sent)
     with pytest.raises(ReadOnlyViolation):
         getattr(client, method)(**params)
+    assert sent == []
+
+
+@pytest.mark.parametrize(
+    ("service", "method", "params"),
+    [
+        # Secret-bearing reads the old deny list did not know: no check declares them.
+        ("s3", "get_object", {"Bucket": "app-config", "Key": "prod/.env"}),
+        ("lambda", "get_function_configuration", {"FunctionName": "api"}),
+        ("glue", "get_connection", {"Name": "warehouse"}),
+        ("ec2", "describe_instance_attribute", {"InstanceId": "i-1", "Attribute": "userData"}),
+        ("dynamodb", "get_item", {"TableName": "sessions", "Key": {"id": {"S": "1"}}}),
+        ("iam", "list_access_keys", {}),
+    ],
+)
+def test_undeclared_reads_are_refused_before_sending(fake_credentials, service, method, params):
+    sent: list[str] = []
+    session = read_only_session("us-east-1")
+    with pytest.raises(ReadOnlyViolation):
+        client = _offline_client(session, service, sent)
+        getattr(client, method)(**params)
+    assert sent == []
+
+
+def test_s3_objects_are_readable_only_where_load_balancers_write_logs(fake_credentials):
+    sent: list[str] = []
+    client = _offline_client(read_only_session("us-east-1"), "s3", sent)
+    with pytest.raises(ReadOnlyViolation, match="GetObject outside arn:aws:s3"):
+        client.get_object(Bucket="hokusai-logs", Key="prod/secrets.env")
+    assert sent == []
+    log_key = "alb/AWSLogs/123456789012/elasticloadbalancing/us-east-1/2026/03/01/x.log.gz"
+    with pytest.raises(_Sent):
+        client.get_object(Bucket="hokusai-logs", Key=log_key)
+    assert len(sent) == 1
+
+
+def test_the_guard_cannot_be_unregistered(fake_credentials):
+    """The allow list is part of the emitter, not a handler on it: unregistering every hook
+    the session and the client have leaves it in place."""
+    session = read_only_session("us-east-1")
+    for event in ("before-parameter-build", "before-call"):
+        session.events.unregister(event, unique_id="hokusai-read-only-1")
+        session.events.unregister(event, unique_id="hokusai-read-only-2")
+    sent: list[str] = []
+    client = _offline_client(session, "elbv2", sent)
+    for emitter in (session.events, client.meta.events):
+        for event in ("before-parameter-build", "before-call"):
+            handlers = list(emitter._emitter._handlers.prefix_search(event))
+            for handler in handlers:
+                emitter.unregister(event, handler)
+    with pytest.raises(ReadOnlyViolation):
+        client.delete_load_balancer(LoadBalancerArn="arn:aws:elasticloadbalancing:x")
+    with pytest.raises(ReadOnlyViolation):
+        client.describe_account_limits()  # a read, but no check declares it
     assert sent == []
 
 
@@ -151,13 +213,16 @@ def test_deny_list_names_only_real_operations():
     assert known >= DENIED_OPERATIONS
 
 
-def test_guard_covers_clients_made_from_a_plain_session(fake_credentials):
-    session = guard_session(boto3.Session(region_name="us-east-1"))
+def test_a_plain_session_handed_to_the_caller_becomes_read_only(fake_credentials):
+    caller = AwsCaller(boto3.Session(region_name="us-east-1"))
     sent: list[str] = []
-    client = _offline_client(session, "ecs", sent)
+    client = _offline_client(caller.session, "ecs", sent)
     with pytest.raises(ReadOnlyViolation):
         client.update_service(cluster="c", service="s", desiredCount=0)
+    with pytest.raises(ReadOnlyViolation):
+        caller.session.client("secretsmanager")
     assert sent == []
+    caller.close()
 
 
 async def test_caller_records_calls_and_names_missing_permission(fake_credentials, monkeypatch):
