@@ -280,6 +280,16 @@ class Outbound:
             kwargs["thread_ts"] = thread_ts
         await self.client.files_upload_v2(**kwargs)
 
+    async def usergroup_members(self, usergroup_id: str) -> list[str]:
+        """Member ids of a user group (``usergroups.users.list``; scope usergroups:read)."""
+        resp = await self.client.usergroups_users_list(usergroup=usergroup_id)
+        return list(resp.get("users") or [])
+
+    async def usergroup_ids(self) -> dict[str, str]:
+        """User group handles to ids (``usergroups.list``; scope usergroups:read)."""
+        resp = await self.client.usergroups_list()
+        return {g["handle"]: g["id"] for g in resp.get("usergroups") or [] if g.get("handle")}
+
     def scrub(self, value: Any) -> Any:
         return _plain(self.redactor.redact(value))
 

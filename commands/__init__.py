@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import HokusaiError
+from bot.slack.access import AccessRefused, channel_refusal
 from bot.slack.commanding import CommandRequest, Reply, UsageError
 
 if TYPE_CHECKING:
@@ -78,14 +79,8 @@ def _make_listener(services: Services):
             reply = usage_reply(f"I don't know `{_short(word)}`.")
             await ack(**outbound.ack_payload(reply.text, reply.blocks))
             return
-        if word != "help" and not services.config.access.channel_allowed(
-            req.channel_id, req.channel_name
-        ):
-            await ack(
-                **outbound.ack_payload(
-                    "Hokusai is not enabled in this channel (see `access.channels` in hokusai.yml)."
-                )
-            )
+        if word != "help" and not services.access.channel_allowed(req.channel_id, req.channel_name):
+            await ack(**outbound.ack_payload(channel_refusal()))
             return
         try:
             parsed = module.parse(req.args[1:])
@@ -114,6 +109,8 @@ async def _run(module: ModuleType, parsed: Any, req: CommandRequest, services: S
         reply = await module.handle(parsed, req, services)
     except UsageError as exc:
         reply = usage_reply(str(exc), module)
+    except AccessRefused as exc:
+        reply = Reply(str(exc))
     except HokusaiError as exc:
         # An error meant for people: its message is the answer (the one place it is mapped).
         log.warning("/hokusai %s: %s", module.NAME, exc.message)

@@ -52,11 +52,7 @@ async def handle(args: DiagnoseArgs, req: CommandRequest, services: Services) ->
     from bot.diagnosis.runner import UnknownScope
 
     env = services.environment(args.env)
-    if not services.config.access.environment_allowed(env.name, req.user_id):
-        return Reply(
-            f":no_entry: `{env.name}` may only be diagnosed by the people listed under "
-            f"`access.environments.{env.name}` in hokusai.yml."
-        )
+    await services.access.require_environment(env.name, req.user_id)
     runner = services.runner(env)
     try:
         planned = runner.select(args.scopes)

@@ -45,6 +45,7 @@ from bot.runbook.walkthrough import (
     WalkState,
     advance,
 )
+from bot.slack.access import AccessRefused, channel_refusal
 from bot.slack.commanding import CommandRequest, Reply, UsageError, pop_options
 
 if TYPE_CHECKING:
@@ -109,11 +110,10 @@ async def start_walkthrough(
     """Store a new walkthrough and post its message; a Reply only when something is wrong."""
 
     env = services.environment(env_name)
-    if not services.config.access.environment_allowed(env.name, user):
-        return Reply(
-            f":no_entry: `{env.name}` may only be diagnosed by the people listed under "
-            f"`access.environments.{env.name}` in hokusai.yml."
-        )
+    try:
+        await services.access.require_environment(env.name, user)
+    except AccessRefused as exc:
+        return Reply(str(exc))
     walker = Walker(runbook)
     state = walker.start(actor=user, env=env.name)
     record = await asyncio.to_thread(_create, services, runbook, channel, state, user)
@@ -313,7 +313,7 @@ async def _apply(services: Services, body: dict[str, Any], ref: ButtonRef, actio
         body = {**body, "channel": {"id": walk.record.channel}}
     else:
         walk = await asyncio.to_thread(_load, services, ref, body)
-    _check_access(services, walk, user, (body.get("channel") or {}).get("name"))
+    await _check_access(services, walk, user, (body.get("channel") or {}).get("name"))
     state, line = await asyncio.to_thread(_advance, services, walk, action, user)
     await _show(services, walk, state, body)
     await asyncio.to_thread(_log, services, walk, line, user)
@@ -321,17 +321,16 @@ async def _apply(services: Services, body: dict[str, Any], ref: ButtonRef, actio
         await _run_checks(services, walk, state, body, user)
 
 
-def _check_access(services: Services, walk: _Walk, user: str, channel_name: str | None) -> None:
+async def _check_access(
+    services: Services, walk: _Walk, user: str, channel_name: str | None
+) -> None:
     """A button obeys hokusai.yml's access rules like the command that posted it."""
-    access = services.config.access
-    if walk.record.channel and not access.channel_allowed(walk.record.channel, channel_name):
-        raise InvalidAction("Hokusai is not enabled in this channel (access.channels).")
-    env = (walk.record.state or {}).get("env")
-    if env and not access.environment_allowed(env, user):
-        raise InvalidAction(
-            f"`{env}` may only be diagnosed by the people listed under "
-            f"`access.environments.{env}` in hokusai.yml."
+    try:
+        await services.access.require(
+            user, walk.record.channel or "", channel_name, [(walk.record.state or {}).get("env")]
         )
+    except AccessRefused as exc:
+        raise InvalidAction(str(exc)) from None
 
 
 def _advance(services: Services, walk: _Walk, action: Action, user: str) -> tuple[WalkState, str]:
@@ -408,6 +407,9 @@ async def _on_start_button(services: Services, body: dict[str, Any]) -> None:
     runbook = catalog().get(name)
     if runbook is None:
         await _explain(services, body, f"there is no runbook `{name[:60]}` installed.")
+        return
+    if not services.access.channel_allowed(_channel(body), (body.get("channel") or {}).get("name")):
+        await _explain(services, body, channel_refusal())
         return
     reply = await start_walkthrough(services, runbook, _channel(body), _user(body))
     if reply is not None:

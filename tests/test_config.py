@@ -87,8 +87,7 @@ def test_annotation_keys_are_allowed(tmp_path):
 def test_an_access_rule_for_an_unknown_environment_is_an_error(tmp_path):
     data = _with(access={"environments": {"developmnt": {"users": ["U0BOSS"]}}})
     assert _error(tmp_path, data) == (
-        "access.environments.developmnt: no environment of that name; "
-        "did you mean `development`?"
+        "access.environments.developmnt: no environment of that name; did you mean `development`?"
     )
 
 

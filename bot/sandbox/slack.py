@@ -169,6 +169,8 @@ class SlackStandIn:
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
+            "usergroups.list": self._usergroups_list,
+            "usergroups.users.list": self._usergroups_users_list,
             "reactions.add": self._reactions_add,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
@@ -385,6 +387,20 @@ class SlackStandIn:
             self._channels[channel_id] = channel
             self._messages.setdefault(channel_id, [])
             return copy.deepcopy(channel)
+
+    def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> None:
+        """Create (or replace) a user group, as ``usergroups.list`` and
+        ``usergroups.users.list`` will show it."""
+        with self._lock:
+            self._usergroups[group_id] = {
+                "id": group_id,
+                "team_id": TEAM_ID,
+                "is_usergroup": True,
+                "name": handle,
+                "handle": handle,
+                "user_count": len(users),
+                "users": list(users),
+            }
 
     def channel(self, ref: str) -> dict[str, Any] | None:
         """A channel by id, name or ``#name``, as conversations.info shows it; None if unknown."""
@@ -783,6 +799,7 @@ class SlackStandIn:
         self._files: list[UploadedFile] = []
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._acks: list[dict[str, Any]] = []
+        self._usergroups: dict[str, dict[str, Any]] = {}
         self._ts_counter = itertools.count(1)
         self._id_counter = itertools.count(1)
         self.add_channel(DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_NAME)
@@ -1036,6 +1053,21 @@ class SlackStandIn:
                 "profile": {"display_name": user_id.lower()},
             }
         }
+
+    def _usergroups_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            groups = [dict(g) for g in self._usergroups.values()]
+        return {"usergroups": [{k: v for k, v in g.items() if k != "users"} for g in groups]}
+
+    def _usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        group_id = args.get("usergroup")
+        if not group_id:
+            raise _SlackError("invalid_arguments")
+        with self._lock:
+            group = self._usergroups.get(group_id)
+            if group is None:
+                raise _SlackError("no_such_subteam")
+            return {"users": list(group["users"])}
 
     def _reactions_add(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._existing_channel(args.get("channel"))

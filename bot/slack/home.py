@@ -10,6 +10,7 @@ from bot.diagnosis.checks.base import HOP_TITLES
 from bot.incident.store import IncidentStore
 from bot.incident.summaries import first_failing_hop, format_duration, format_time
 from bot.mrkdwn import channel
+from bot.slack.access import incident_environments
 
 if TYPE_CHECKING:
     from bot.slack.services import Services
@@ -20,11 +21,15 @@ MAX_RUNS = 10
 
 
 async def build_home_view(services: Services, user_id: str) -> dict[str, Any]:
-    """The ``views.publish`` view for ``user_id`` (the same for everyone today)."""
-    return await asyncio.to_thread(home_view, services.store(), services.clock())
+    """The ``views.publish`` view for ``user_id``: findings of environments the person may
+    not use (``access.environments``) are left out."""
+    hidden = await services.access.hidden_environments(user_id)
+    return await asyncio.to_thread(home_view, services.store(), services.clock(), hidden)
 
 
-def home_view(store: IncidentStore, now: datetime) -> dict[str, Any]:
+def home_view(
+    store: IncidentStore, now: datetime, hidden: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """Build the Home view from the incident log; at most 100 blocks."""
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": "Open incidents"}}
@@ -32,7 +37,10 @@ def home_view(store: IncidentStore, now: datetime) -> dict[str, Any]:
     with store.session():
         incidents = store.list_incidents(open_only=True, limit=MAX_INCIDENTS)
         hops = {i.id: first_failing_hop(store.check_states(i.id)) for i in incidents}
-        runs = store.runs(limit=MAX_RUNS)
+        restricted = {
+            i.id: sorted(set(incident_environments(store, i.id)) & hidden) for i in incidents
+        }
+        runs = [r for r in store.runs(limit=MAX_RUNS * 3) if r.env not in hidden][:MAX_RUNS]
     if not incidents:
         blocks.append(_section("No open incidents. :sunny:"))
     for inc in incidents:
@@ -43,6 +51,9 @@ def home_view(store: IncidentStore, now: datetime) -> dict[str, Any]:
             if hop
             else "no failing hop recorded"
         )
+        if restricted[inc.id]:
+            where = "findings hidden: " + ", ".join(f"`{e}`" for e in restricted[inc.id])
+            where += " is restricted (access.environments)"
         last = format_time(inc.last_summary_at) if inc.last_summary_at else "none yet"
         blocks.append(
             _section(

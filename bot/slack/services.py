@@ -19,6 +19,7 @@ from bot.errors import HokusaiError
 from bot.outbound import Outbound
 from bot.redaction import Redactor, default_redactor
 from bot.settings import Settings
+from bot.slack.access import AccessControl
 from bot.slack.commanding import UsageError
 
 if TYPE_CHECKING:
@@ -58,6 +59,14 @@ class Services:
         # Extra objects tests and the sandbox hand in (an AWS caller, an HTTP client...).
         self.overrides: dict[str, Any] = {}
         self._store: IncidentStore | None = None
+        self._access: AccessControl | None = None
+
+    @property
+    def access(self) -> AccessControl:
+        """hokusai.yml's access rules, with Slack user groups resolved (and cached)."""
+        if self._access is None:
+            self._access = AccessControl(self.config.access, self.outbound)
+        return self._access
 
     def store(self) -> IncidentStore:
         """The incident log. Its connections are per thread and per unit of work
