@@ -14,7 +14,7 @@ import difflib
 import fnmatch
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -271,9 +271,20 @@ class IncidentSettings(_Model):
     summary_every_minutes: Annotated[int, Field(ge=0)] = Field(
         30, description="Minutes between automatic summaries while open; 0 turns them off."
     )
-    tracker: str | None = Field(None, description="linear or jira; guessed from settings if unset.")
-    linear_team_id: str | None = None
-    jira_project: str | None = None
+    tracker: Literal["linear", "jira"] | None = Field(
+        None, description="linear or jira; guessed from the credentials that are set if unset."
+    )
+    linear_team_id: str | None = Field(
+        None, description="Linear team new issues go to; default: the first team."
+    )
+    jira_project: str | None = Field(
+        None,
+        pattern=r"^[A-Z][A-Z0-9_]{0,254}$",
+        description="Jira project key new issues go to (OPS); required when Jira is the tracker.",
+    )
+    jira_issue_type: str = Field(
+        "Task", min_length=1, description="Jira issue type of new issues (Task, Bug, Incident)."
+    )
 
 
 class HokusaiConfig(_Model):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,12 @@ INLINE = False
 
 ACTIONS = ("link", "create", "list", "verify")
 MAX_EVIDENCE_CHARS = 1500
+# What any tracker's key looks like (ENG-123, OPS-12) or a Linear issue's UUID; each tracker
+# checks its own form again before a request (``check_key``).
+TICKET_KEY = re.compile(
+    r"^([A-Za-z][A-Za-z0-9_]{0,254}-[0-9]{1,18}"
+    r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +55,12 @@ def parse(args: list[str]) -> TicketArgs:
     if action == "link":
         if len(rest) != 1:
             raise UsageError("`ticket link` takes one ticket key, e.g. `ticket link ENG-123`")
-        return TicketArgs("link", rest[0].strip().upper())
+        key = rest[0].strip()
+        if not TICKET_KEY.match(key):
+            raise UsageError(
+                f"`{key[:40]}` is not a ticket key: use one like `ENG-123` or `OPS-12`"
+            )
+        return TicketArgs("link", key if len(key) == 36 else key.upper())
     if action == "create":
         title = " ".join(rest).strip()
         if not title:
@@ -75,6 +87,9 @@ async def handle(args: TicketArgs, req: CommandRequest, services: Services) -> R
             return Reply(
                 "No incident in this channel. Declare one with `/hokusai incident declare TITLE`."
             )
+        # Every action shows or re-runs the incident's findings (verify re-runs its checks):
+        # the rules of the environments they come from apply, like diagnose's.
+        await services.access.require_incident(store, incident.id, req.user_id)
         provider = tracker(services)
         if args.action == "link":
             return await link(services, req, incident, provider, args.value)
@@ -100,8 +115,11 @@ async def link(
     note = ""
     if provider is not None:
         try:
+            key = provider.check_key(key)  # before any request: a key is part of the URL
             ticket = await provider.get(key)
         except TrackerError as exc:
+            if exc.kind == "invalid":
+                return Reply(f":warning: {exc}. Nothing was linked.")
             if exc.kind == "not_found":
                 return Reply(f":warning: {exc}. Nothing was linked.")
             note = f" (could not read it from the tracker: {exc})"
@@ -242,17 +260,24 @@ class Verification:
     done: bool | None
     still_failing: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    comment_error: str | None = None
 
 
-async def rerun_checks(services: Services, check_ids: list[str], env: str | None = None) -> Any:
+async def rerun_checks(
+    services: Services, check_ids: list[str], env: str | None = None, *, user_id: str = ""
+) -> Any:
     """Run exactly these check instances in ``env`` (``services.overrides["rerun"]`` replaces
-    it), the environment the incident was diagnosed in, not whatever is the default."""
+    it), the environment the incident was diagnosed in, not whatever is the default.
+
+    Raises:
+        AccessRefused: ``user_id`` may not use that environment (access.environments).
+    """
+    environment = services.environment(env)
+    await services.access.require_environment(environment.name, user_id)
     override = services.overrides.get("rerun")
     if override is not None:
         return await override(check_ids)
-
-    runner = services.runner(services.environment(env))
-    return await runner.run(check_ids)
+    return await services.runner(environment).run(check_ids)
 
 
 async def verify(
@@ -274,8 +299,13 @@ async def verify(
             lines.append(f"• {ref}: :warning: {r.error}")
         elif not r.done:
             lines.append(f"• {ref}: not done yet ({r.link.status or 'open'})")
+        elif r.still_failing and r.comment_error:
+            lines.append(
+                f"• :x: {ref} is Done but the failure persists — :warning: I could not say so "
+                f"on the ticket: {r.comment_error}. Reopen it by hand."
+            )
         elif r.still_failing:
-            lines.append(f"• :x: {ref} is Done but the failure persists")
+            lines.append(f"• :x: {ref} is Done but the failure persists (commented on the ticket)")
         else:
             lines.append(f"• :white_check_mark: {ref} is Done and its checks pass: confirmed")
     return Reply("\n".join(lines), ephemeral=False)
@@ -309,7 +339,10 @@ async def _verify_one(
         return Verification(link_row, True)
     latest = await asyncio.to_thread(store.latest_run, incident.id)
     report = await rerun_checks(
-        services, list(link_row.check_ids), latest.env if latest is not None else None
+        services,
+        list(link_row.check_ids),
+        latest.env if latest is not None else None,
+        user_id=req.user_id,
     )
     data = report.to_json() if hasattr(report, "to_json") else report
     await asyncio.to_thread(
@@ -355,9 +388,11 @@ async def _verify_one(
     text = persists_text(link_row, failing)
     await services.outbound.post(incident.channel_id, text)
     comment_note = ""
+    comment_error = None
     try:
         await provider.comment(link_row.key, services.outbound.scrub(plain_text(text)))
     except TrackerError as exc:
+        comment_error = str(exc)
         comment_note = f" (could not comment on it: {exc})"
     await asyncio.to_thread(
         lambda: store.add_timeline(
@@ -371,7 +406,7 @@ async def _verify_one(
             now=services.clock(),
         )
     )
-    return Verification(link_row, True, still_failing=failing)
+    return Verification(link_row, True, still_failing=failing, comment_error=comment_error)
 
 
 def persists_text(link_row: TicketLink, failing: list[dict[str, Any]]) -> str:

@@ -2,6 +2,11 @@
 
 It answers exactly the requests ``bot.tickets`` sends, keeps issues and comments in memory,
 and lets a scenario mark an issue done or make the next call fail (401, 429, 500, slow).
+It fails the way the real services document: Jira answers a rate limit with 429,
+``Retry-After`` and ``X-RateLimit-Reset``, and a bad create with 400 and an ``errors`` map
+naming the field; Linear answers a rate limit with HTTP 400, ``RATELIMITED`` and
+``X-RateLimit-Requests-Reset`` (epoch milliseconds). Jira refuses comments on an issue whose
+workflow status is not editable (``lock_done``), as a closed-issue workflow does.
 
 Example::
 
@@ -70,11 +75,15 @@ class TrackerStandIn:
         jira_auth: tuple[str, str] | None = None,
         linear_team: str = "HOK",
         jira_project: str = "OPS",
+        jira_issue_types: tuple[str, ...] = ("Task", "Bug", "Incident"),
     ) -> None:
         self.linear_key = linear_key
         self.jira_auth = jira_auth
         self.linear_team = linear_team
         self.jira_project = jira_project
+        self.jira_issue_types = jira_issue_types
+        # Jira: comments on a Done issue are refused (a workflow with jira.issue.editable=false).
+        self.lock_done = False
         self.issues: dict[str, StoredIssue] = {}
         self.requests: list[tuple[str, str]] = []
         self._faults: dict[str, list[Fault]] = {"linear": [], "jira": []}
@@ -143,11 +152,62 @@ class TrackerStandIn:
         issue.status = "In Progress"
 
     def fail_next(
-        self, tracker: str, status: int, *, retry_after: int | None = None, delay: float = 0.0
+        self,
+        tracker: str,
+        status: int,
+        *,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+        body: Any = None,
+        times: int = 1,
     ) -> None:
-        """Make the next request to ``tracker`` answer ``status`` (and sleep ``delay`` first)."""
+        """Make the next ``times`` requests to ``tracker`` answer ``status`` (and sleep
+        ``delay`` first)."""
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        self._faults[tracker].append(Fault(status, headers=headers, delay=delay))
+        for _ in range(times):
+            self._faults[tracker].append(Fault(status, body=body, headers=headers, delay=delay))
+
+    def rate_limit_next(self, tracker: str, *, retry_after: int = 1, times: int = 1) -> None:
+        """The next ``times`` requests are rate limited the way the tracker does it."""
+        for _ in range(times):
+            reset = time.time() + retry_after
+            if tracker == "jira":
+                stamp = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(reset))
+                fault = Fault(
+                    429,
+                    body={"errorMessages": ["Rate limit exceeded."], "errors": {}},
+                    headers={
+                        "Retry-After": str(retry_after),
+                        "X-RateLimit-Reset": stamp,
+                        "RateLimit-Reason": "jira-burst-based",
+                    },
+                )
+            else:
+                fault = Fault(
+                    400,
+                    body={
+                        "errors": [
+                            {
+                                "message": "Rate limit exceeded",
+                                "extensions": {
+                                    "code": "RATELIMITED",
+                                    "type": "ratelimited",
+                                    "userPresentableMessage": "Too many requests.",
+                                },
+                            }
+                        ]
+                    },
+                    headers={"X-RateLimit-Requests-Reset": str(int(reset * 1000))},
+                )
+            self._faults[tracker].append(fault)
+
+    def requests_to(self, tracker: str) -> list[tuple[str, str]]:
+        """(method, path) of every request ``tracker`` received, faults included."""
+        return [
+            r
+            for r in self.requests
+            if (r[1].split("?", 1)[0] == "/graphql") == (tracker == "linear")
+        ]
 
     def comments(self, key: str) -> list[str]:
         """Comment texts on an issue (ADF flattened to text for Jira)."""
@@ -265,6 +325,9 @@ class TrackerStandIn:
             return 401, {"errorMessages": ["Client must be authenticated"]}, {}
         if method == "POST" and path == "/rest/api/3/issue":
             fields = (body or {}).get("fields") or {}
+            problems = self._jira_create_problems(fields)
+            if problems:
+                return 400, {"errorMessages": [], "errors": problems}, {}
             issue = self._new_issue("jira", fields.get("summary", ""), fields.get("description"))
             return (
                 201,
@@ -286,6 +349,17 @@ class TrackerStandIn:
                 {},
             )
         if match.group(2) and method == "POST":
+            if self.lock_done and issue.done:
+                return (
+                    400,
+                    {
+                        "errorMessages": [
+                            "You cannot comment on an issue in a status that is not editable."
+                        ],
+                        "errors": {},
+                    },
+                    {},
+                )
             issue.comments.append((body or {}).get("body"))
             return 201, {"id": str(len(issue.comments))}, {}
         if method == "GET":
@@ -303,6 +377,21 @@ class TrackerStandIn:
                 {},
             )
         return 405, {"errorMessages": ["Method not allowed"]}, {}
+
+    def _jira_create_problems(self, fields: dict[str, Any]) -> dict[str, str]:
+        """What Jira's create-issue answers with 400, field by field."""
+        problems: dict[str, str] = {}
+        project = (fields.get("project") or {}).get("key")
+        if project != self.jira_project:
+            problems["project"] = "valid project is required"
+        issue_type = (fields.get("issuetype") or {}).get("name")
+        if issue_type not in self.jira_issue_types:
+            problems["issuetype"] = "Specify a valid issue type"
+        if not fields.get("summary"):
+            problems["summary"] = "You must specify a summary of the issue."
+        elif len(fields["summary"]) > 255:
+            problems["summary"] = "Summary must be less than 255 characters."
+        return problems
 
     def _jira_authorised(self, header: str) -> bool:
         if not header.startswith("Basic "):

@@ -18,8 +18,9 @@ import commands
 from bot.config import HokusaiConfig, load_config
 from bot.outbound import Outbound, install_log_redaction
 from bot.redaction import default_redactor
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.slack.services import Services
+from bot.tickets import tracker_problem
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,9 @@ def build_app(
     """
     settings.require("slack_signing_secret", "slack_bot_token")
     config = config or load_config(settings.hokusai_config)
+    problem = tracker_problem(settings, config)
+    if problem:
+        raise SettingsError(problem)
     remember_process_secrets(settings, config)
     install_log_redaction(json_lines=settings.hokusai_log_format == "json")
 

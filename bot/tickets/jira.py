@@ -1,22 +1,33 @@
 """Jira Cloud over REST v3: create an issue, comment on it, read its status.
 
 Basic auth with the account e-mail and an API token. Descriptions and comments are Atlassian
-Document Format; a status whose category key is ``done`` counts as finished.
+Document Format; a status whose category key is ``done`` counts as finished. A 400's
+``errorMessages`` and ``errors`` map (``{"issuetype": "Specify a valid issue type"}``) are what
+the user is told, redacted. Issue keys are checked (``OPS-12``) before any request is built.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 
 from bot.tickets.base import (
+    DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    RetryBudget,
     Ticket,
     TrackerError,
     error_for_status,
+    tracker_detail,
     transport_error,
+    with_retries,
 )
+
+# A project key (a letter, then letters, digits or _) and the issue's number.
+PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,254}$")
+ISSUE_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,254}-[1-9][0-9]{0,17}$")
 
 
 def to_adf(text: str) -> dict[str, Any]:
@@ -61,8 +72,26 @@ def to_adf(text: str) -> dict[str, Any]:
     return {"type": "doc", "version": 1, "content": content}
 
 
+def jira_errors(response: httpx.Response) -> str:
+    """Jira's own explanation of a refusal: ``errorMessages`` then the ``errors`` map."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    parts = [str(m) for m in body.get("errorMessages") or [] if m]
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        parts += [f"{field}: {message}" for field, message in errors.items()]
+    return tracker_detail("; ".join(parts)) if parts else ""
+
+
 class JiraProvider:
-    """Tickets in a Jira Cloud project (``project`` key, issue type ``issue_type``)."""
+    """Tickets in a Jira Cloud project (``project`` key, issue type ``issue_type``).
+
+    Both come from hokusai.yml (``incidents.jira_project``, ``incidents.jira_issue_type``).
+    """
 
     name = "jira"
 
@@ -75,14 +104,37 @@ class JiraProvider:
         project: str,
         issue_type: str = "Task",
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryBudget = DEFAULT_RETRY,
     ) -> None:
+        if not PROJECT_KEY.match(project):
+            raise ValueError(f"{project!r} is not a Jira project key (OPS, PLAT2)")
         self.base_url = base_url.rstrip("/")
         self._auth = (email, api_token)
         self.project = project
         self.issue_type = issue_type
         self.timeout = timeout
+        self.retry = retry
+
+    def check_key(self, key: str) -> str:
+        """``key`` as Jira spells it (``OPS-12``); ``TrackerError`` before any request if it
+        is not an issue key (``../../myself`` never reaches the URL)."""
+        candidate = key.strip().upper()
+        if not ISSUE_KEY.match(candidate):
+            raise TrackerError(
+                "invalid",
+                f"`{tracker_detail(key)[:60]}` is not a Jira issue key (like {self.project}-12)",
+                provider=self.name,
+            )
+        return candidate
 
     async def _request(
+        self, method: str, path: str, what: str, *, json: Any = None, params: Any = None
+    ) -> dict[str, Any]:
+        return await with_retries(
+            lambda: self._request_once(method, path, what, json=json, params=params), self.retry
+        )
+
+    async def _request_once(
         self, method: str, path: str, what: str, *, json: Any = None, params: Any = None
     ) -> dict[str, Any]:
         try:
@@ -96,7 +148,13 @@ class JiraProvider:
                 )
         except httpx.HTTPError as exc:
             raise transport_error(exc, self.name, what) from None
-        failure = error_for_status(response, self.name, what)
+        failure = error_for_status(
+            response,
+            self.name,
+            what,
+            idempotent=method == "GET",
+            detail=jira_errors(response) if response.status_code >= 400 else "",
+        )
         if failure:
             raise failure
         try:
@@ -134,6 +192,7 @@ class JiraProvider:
 
     async def comment(self, key: str, body: str) -> None:
         """Add a comment to ``key``."""
+        key = self.check_key(key)
         await self._request(
             "POST",
             f"/rest/api/3/issue/{key}/comment",
@@ -143,6 +202,7 @@ class JiraProvider:
 
     async def get(self, key: str) -> Ticket:
         """The issue's summary and status; done when the status category is ``done``."""
+        key = self.check_key(key)
         issue = await self._request(
             "GET", f"/rest/api/3/issue/{key}", f"read {key}", params={"fields": "summary,status"}
         )

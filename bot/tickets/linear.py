@@ -3,22 +3,34 @@
 Personal API keys go in the ``Authorization`` header as they are (no ``Bearer``). Linear reports
 most failures as GraphQL ``errors`` with ``extensions.type`` (``authentication_error``,
 ``ratelimited``...), sometimes with HTTP 200, so both the status and the body are checked.
+A rate limit (``RATELIMITED``, HTTP 400 or 429) is retried after the wait Linear names
+(``Retry-After`` or ``X-RateLimit-Requests-Reset``), within the provider's ``RetryBudget``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 
 from bot.tickets.base import (
+    DEFAULT_RETRY,
     DEFAULT_TIMEOUT,
+    RetryBudget,
     Ticket,
     TrackerError,
     error_for_status,
     retry_after,
+    retry_after_seconds,
+    tracker_detail,
     transport_error,
+    with_retries,
 )
+
+# An issue identifier (team key, number: ``ENG-123``) or an issue's UUID.
+ISSUE_IDENTIFIER = re.compile(r"^[A-Z][A-Z0-9_]{0,9}-[1-9][0-9]{0,9}$")
+ISSUE_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 _ISSUE_FIELDS = "id identifier title url state { name type }"
 ISSUE_CREATE = (
@@ -48,13 +60,33 @@ class LinearProvider:
         url: str = "https://api.linear.app/graphql",
         team_id: str | None = None,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryBudget = DEFAULT_RETRY,
     ) -> None:
         self._api_key = api_key
         self.url = url
         self.team_id = team_id
         self.timeout = timeout
+        self.retry = retry
+
+    def check_key(self, key: str) -> str:
+        """``key`` as Linear spells it (``ENG-123`` or a UUID); ``TrackerError`` before any
+        request when it is neither."""
+        candidate = key.strip()
+        if ISSUE_UUID.match(candidate.lower()):
+            return candidate.lower()
+        if ISSUE_IDENTIFIER.match(candidate.upper()):
+            return candidate.upper()
+        raise TrackerError(
+            "invalid",
+            f"`{tracker_detail(key)[:60]}` is not a Linear issue identifier (like ENG-123)",
+            provider=self.name,
+        )
 
     async def _call(self, query: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
+        return await with_retries(lambda: self._call_once(query, variables, what), self.retry)
+
+    async def _call_once(self, query: str, variables: dict[str, Any], what: str) -> dict[str, Any]:
+        idempotent = not query.lstrip().startswith("mutation")
         headers = {"Authorization": self._api_key, "Content-Type": "application/json"}
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
@@ -63,15 +95,15 @@ class LinearProvider:
                 )
         except httpx.HTTPError as exc:
             raise transport_error(exc, self.name, what) from None
-        body: dict[str, Any] = {}
+        body: Any = {}
         try:
             body = response.json()
         except ValueError:
             body = {}
         errors = body.get("errors") if isinstance(body, dict) else None
         if errors:
-            raise _graphql_error(errors, response, what)
-        failure = error_for_status(response, self.name, what)
+            raise _graphql_error(errors, response, what, idempotent=idempotent)
+        failure = error_for_status(response, self.name, what, idempotent=idempotent)
         if failure:
             raise failure
         data = body.get("data") if isinstance(body, dict) else None
@@ -110,6 +142,7 @@ class LinearProvider:
 
     async def comment(self, key: str, body: str) -> None:
         """Comment on the issue ``key`` (identifier or id)."""
+        key = self.check_key(key)
         issue = await self._issue(key)
         data = await self._call(
             COMMENT_CREATE, {"input": {"issueId": issue["id"], "body": body}}, f"comment on {key}"
@@ -121,7 +154,7 @@ class LinearProvider:
 
     async def get(self, key: str) -> Ticket:
         """The issue ``key`` with its workflow state; done when completed or canceled."""
-        return _ticket(await self._issue(key))
+        return _ticket(await self._issue(self.check_key(key)))
 
     async def _issue(self, key: str) -> dict[str, Any]:
         data = await self._call(ISSUE_GET, {"id": key}, f"read {key}")
@@ -144,7 +177,7 @@ def _ticket(issue: dict[str, Any]) -> Ticket:
 
 
 def _graphql_error(
-    errors: list[dict[str, Any]], response: httpx.Response, what: str
+    errors: list[dict[str, Any]], response: httpx.Response, what: str, *, idempotent: bool
 ) -> TrackerError:
     first = errors[0] if errors else {}
     ext = first.get("extensions") or {}
@@ -159,8 +192,19 @@ def _graphql_error(
             "rate_limited",
             f"Linear is rate limiting us; retry {retry_after(response)} ({what})",
             provider="linear",
+            retryable=True,
+            retry_after=retry_after_seconds(response),
         )
     if "not found" in message.lower() or "not_found" in kind_text:
         return TrackerError("not_found", f"Linear has no such issue ({what})", provider="linear")
-    detail = ext.get("userPresentableMessage") or message or "unknown error"
+    if response.status_code >= 500:
+        return TrackerError(
+            "unavailable",
+            f"Linear answered {response.status_code} while trying to {what}: "
+            + tracker_detail(message or "no detail"),
+            provider="linear",
+            retryable=response.status_code in (429, 503) or idempotent,
+            retry_after=retry_after_seconds(response),
+        )
+    detail = tracker_detail(ext.get("userPresentableMessage") or message or "unknown error")
     return TrackerError("invalid", f"Linear could not {what}: {detail}", provider="linear")

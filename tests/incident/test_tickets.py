@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from bot.tickets import JiraProvider, LinearProvider, TrackerError
+from bot.tickets.base import RetryBudget
 
 LINEAR_URL = "https://linear.test/graphql"
 JIRA_URL = "https://hokusai.atlassian.test"
@@ -218,9 +219,11 @@ async def test_providers_work_against_the_loopback_stand_in():
             api_token=fake_token(),
             project="OPS",
             timeout=2.0,
+            retry=RetryBudget(longest_wait=2.0),
         )
         filed = await jira.create("Registry 404s", "body")
         assert not (await jira.get(filed.key)).done
+        # Longer than the budget allows: said at once, with when to try again.
         trackers.fail_next("jira", 429, retry_after=5)
         with pytest.raises(TrackerError, match="retry in 5 s"):
             await jira.get(filed.key)
