@@ -20,6 +20,7 @@ from slack_sdk.errors import SlackApiError
 from bot import mrkdwn
 from bot.incident.store import STATUSES, Incident, IncidentExists, IncidentStore, StoreError
 from bot.mrkdwn import user
+from bot.slack.access import AccessRefused
 from bot.slack.commanding import CommandRequest, Reply, UsageError, pop_options, unescape
 
 if TYPE_CHECKING:
@@ -38,8 +39,14 @@ USAGE = (
 INLINE = False
 
 ACTIONS = ("declare", "status", "note", "timeline", "summary", "resolve")
+# Subcommands that show or post the incident's findings (a status change posts a summary).
+READS_FINDINGS = ("status", "timeline", "summary", "resolve")
 MAX_CHANNEL_NAME = 80
-TIMELINE_LINES = 40
+# A timeline page: one section block (3,000 characters) of at most this many entries.
+TIMELINE_PAGE_ENTRIES = 25
+TIMELINE_PAGE_CHARS = 2800
+TIMELINE_ENTRY_CHARS = 600
+TIMELINE_PAGE_ACTION = "incident_timeline_page"
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +118,9 @@ async def handle(args: IncidentArgs, req: CommandRequest, services: Services) ->
                 "No incident is open in this channel. Declare one with "
                 "`/hokusai incident declare TITLE [sev=1..4]`."
             )
+        if args.action in READS_FINDINGS and (args.action != "status" or args.status):
+            # These post or show the incident's findings: the environments' rules apply.
+            await services.access.require_incident(services.store(), incident.id, req.user_id)
         if args.action == "status":
             if args.status is None:
                 return Reply(_status_line(incident, services.clock()))
@@ -278,18 +288,68 @@ async def change_status(
     return None
 
 
-async def timeline_reply(services: Services, incident: Incident) -> Reply:
+async def timeline_reply(services: Services, incident: Incident, skip: int = 0) -> Reply:
+    """One page of the timeline, newest first, with an *Older* button while there is more."""
+    entries = await asyncio.to_thread(services.store().timeline, incident.id)
+    text, blocks = timeline_page(incident, entries, skip)
+    return Reply(text, blocks)
+
+
+def _timeline_line(entry: Any) -> str:
     from bot.incident.summaries import format_time
 
-    entries = await asyncio.to_thread(services.store().timeline, incident.id)
-    lines = [f"*Timeline of #{incident.id} {incident.title}*"]
-    shown = entries[-TIMELINE_LINES:]
-    if len(entries) > len(shown):
-        lines.append(f"_{len(entries) - len(shown)} earlier entries: `hokusai incident export`_")
-    for entry in shown:
-        who = f" {user(entry.actor)}" if entry.actor else ""
-        lines.append(f"`{format_time(entry.at)}`{who} {entry.kind}: {entry.text}")
-    return Reply("\n".join(lines))
+    who = f" {user(entry.actor)}" if entry.actor else ""
+    body = entry.text
+    if len(body) > TIMELINE_ENTRY_CHARS:
+        body = body[: TIMELINE_ENTRY_CHARS - 1] + "… (all of it: `incident summary export`)"
+    return f"`{format_time(entry.at)}`{who} {entry.kind}: {body}"
+
+
+def timeline_page(
+    incident: Incident, entries: list[Any], skip: int = 0
+) -> tuple[str, list[dict[str, Any]]]:
+    """Entries ``skip``… of the timeline, newest first, as many as fit one message."""
+    newest_first = list(reversed(entries))
+    skip = max(0, min(skip, max(len(newest_first) - 1, 0)))
+    lines: list[str] = []
+    used = 0
+    end = skip
+    while end < len(newest_first) and len(lines) < TIMELINE_PAGE_ENTRIES:
+        line = _timeline_line(newest_first[end])
+        if lines and used + len(line) + 1 > TIMELINE_PAGE_CHARS:
+            break
+        lines.append(line)
+        used += len(line) + 1
+        end += 1
+    title = f"*Timeline of #{incident.id} {incident.title}*"
+    if not newest_first:
+        return f"{title}\nNothing on it yet.", [_mrkdwn(f"{title}\nNothing on it yet.")]
+    where = f"entries {skip + 1}–{end} of {len(newest_first)}, newest first"
+    blocks = [_mrkdwn(f"{title} — {where}"), _mrkdwn("\n".join(lines))]
+    buttons = []
+    if end < len(newest_first):
+        buttons.append(_page_button("Older", incident.id, end, primary=True))
+    if skip > 0:
+        buttons.append(_page_button("Newest", incident.id, 0))
+    if buttons:
+        blocks.append({"type": "actions", "elements": buttons})
+    return f"{title} — {where}\n" + "\n".join(lines), blocks
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _page_button(label: str, incident_id: int, skip: int, primary: bool = False) -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "action_id": TIMELINE_PAGE_ACTION + ("" if primary else "_newest"),
+        "text": {"type": "plain_text", "text": label},
+        "value": json.dumps({"incident": incident_id, "skip": skip}),
+    }
+    if primary:
+        button["style"] = "primary"
+    return button
 
 
 async def summary(
@@ -316,7 +376,14 @@ async def summary(
 
 
 def register_actions(app: Any, services: Services) -> None:
-    """The "Declare incident" button under a diagnose result outside an incident."""
+    """The "Declare incident" button under a diagnose result outside an incident, and the
+    timeline's *Older* / *Newest* buttons."""
+
+    @app.action(re.compile(rf"^{TIMELINE_PAGE_ACTION}(_newest)?$"))
+    async def _timeline_page_button(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        who = ((body.get("channel") or {}).get("id", ""), (body.get("user") or {}).get("id", ""))
+        services.spawn(_turn_timeline_page(services, body), notify=who)
 
     @app.action("incident_declare")
     async def _declare_button(ack: Any, body: dict[str, Any]) -> None:
@@ -345,10 +412,17 @@ async def _declare_from_button(services: Services, body: dict[str, Any]) -> None
         trigger_id=body.get("trigger_id", ""),
     )
     channel_name = (body.get("channel") or {}).get("name")
-    if not services.config.access.channel_allowed(channel_id, channel_name):
-        await services.outbound.ephemeral(
-            channel_id, user_id, "Hokusai is not enabled in this channel (access.channels)."
-        )
+    run_env = None
+    if run_id and str(run_id).isdigit():
+        try:
+            run_env = (await asyncio.to_thread(services.store().run, int(run_id))).env
+        except StoreError:
+            run_env = None
+    try:
+        # The new incident's title names the run's failing check: that run's rules apply.
+        await services.access.require(user_id, channel_id, channel_name, [run_env])
+    except AccessRefused as exc:
+        await services.outbound.ephemeral(channel_id, user_id, str(exc))
         return
     # One incident per diagnose result, however many people (or Slack retries) click.
     message_ts = body.get("container", {}).get("message_ts", "")
@@ -366,3 +440,33 @@ async def _declare_from_button(services: Services, body: dict[str, Any]) -> None
         reply = Reply(f":warning: {exc}")
     if reply is not None:
         await deliver(reply, req, services)
+
+
+async def _turn_timeline_page(services: Services, body: dict[str, Any]) -> None:
+    """Replace the timeline message the button is on with the page it asks for."""
+    action = (body.get("actions") or [{}])[0]
+    channel = body.get("channel") or {}
+    channel_id, user_id = channel.get("id", ""), (body.get("user") or {}).get("id", "")
+    try:
+        value = json.loads(action.get("value") or "{}")
+        incident_id, skip = int(value["incident"]), int(value.get("skip", 0))
+    except (ValueError, KeyError, TypeError):
+        await services.outbound.ephemeral(channel_id, user_id, ":warning: That button is broken.")
+        return
+    store = services.store()
+    try:
+        services.access.require_channel(channel_id, channel.get("name"))
+        incident = await asyncio.to_thread(store.incident, incident_id)
+        if incident.channel_id != channel_id:
+            raise AccessRefused("That timeline belongs to an incident in another channel.")
+        await services.access.require_incident(store, incident.id, user_id)
+    except (AccessRefused, StoreError) as exc:
+        await services.outbound.ephemeral(channel_id, user_id, str(exc))
+        return
+    reply = await timeline_reply(services, incident, skip)
+    if body.get("response_url"):
+        await services.outbound.respond(
+            body["response_url"], reply.text, reply.blocks, replace_original=True
+        )
+    else:
+        await services.outbound.ephemeral(channel_id, user_id, reply.text, reply.blocks)
