@@ -44,6 +44,33 @@ MAX_MESSAGE_TEXT = 3900
 MAX_CONTEXT_TEXT = 2000
 
 
+# Slack's answers meaning a token will never work again: stop, do not retry.
+FATAL_TOKEN_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+        "not_allowed_token_type",
+        "team_disabled",
+    }
+)
+
+
+async def app_token_problem(app_token: str, base_url: str) -> str | None:
+    """Slack's error for an app-level token (``apps.connections.open``), or None."""
+    client = AsyncWebClient(token=app_token, base_url=base_url, timeout=10)
+    try:
+        await client.apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        error = str(exc.response.get("error") or "")
+        return error if error in FATAL_TOKEN_ERRORS else None
+    except Exception as exc:
+        log.warning("could not check SLACK_APP_TOKEN: %s", type(exc).__name__)
+    return None
+
+
 def scrub(value: Any) -> Any:
     """Redact a string or any structure of dicts/lists holding strings (for the incident log,
     trackers and files: the bot's own mentions and links become plain text)."""
@@ -279,6 +306,18 @@ class Outbound:
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         await self.client.files_upload_v2(**kwargs)
+
+    async def token_problem(self) -> str | None:
+        """Slack's error for the bot token (``invalid_auth``, ``token_revoked``...), or None
+        when ``auth.test`` accepts it. Network trouble is not the token's fault: None too."""
+        try:
+            await self.client.auth_test()
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or "")
+            return error if error in FATAL_TOKEN_ERRORS else None
+        except Exception as exc:  # unreachable Slack: start anyway, the log says why
+            log.warning("could not check SLACK_BOT_TOKEN: %s", type(exc).__name__)
+        return None
 
     async def usergroup_members(self, usergroup_id: str) -> list[str]:
         """Member ids of a user group (``usergroups.users.list``; scope usergroups:read)."""

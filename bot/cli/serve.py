@@ -9,6 +9,11 @@ from typing import Any
 
 from bot.cli.common import EXIT_OK, UsageExit, app_or_exit, echo, settings_or_exit
 
+# Seconds between Socket Mode pings: a silent socket is noticed, and replaced, within 10 s
+# (aiohttp closes a socket whose pong is late; Slack's client also reconnects after 4 silent
+# intervals).
+SOCKET_PING_INTERVAL = 2.0
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("serve", help="Run the bot in HTTP mode (POST /slack/events, GET /healthz).")
@@ -56,11 +61,30 @@ def cmd_serve(args: argparse.Namespace, **_: Any) -> int:
     def ready(bound: int) -> None:
         echo(f"hokusai: listening on http://{args.host}:{bound}/slack/events")
 
+    async def run() -> None:
+        await _tokens_or_exit(app, settings)
+        await serve_forever(app, args.host, port, ready)
+
     try:
-        asyncio.run(serve_forever(app, args.host, port, ready))
+        asyncio.run(run())
     except KeyboardInterrupt:
         pass
     return EXIT_OK
+
+
+async def _tokens_or_exit(app: Any, settings: Any, *, app_token: bool = False) -> None:
+    """Stop with one line when Slack refuses a token, instead of retrying forever."""
+    from bot.outbound import app_token_problem
+    from bot.slack.app import services_of
+
+    problem = await services_of(app).outbound.token_problem()
+    if problem:
+        raise UsageExit(f"SLACK_BOT_TOKEN was refused by Slack ({problem}); make a new one")
+    if app_token:
+        token = settings.slack_app_token.get_secret_value()
+        problem = await app_token_problem(token, settings.slack_api_url)
+        if problem:
+            raise UsageExit(f"SLACK_APP_TOKEN was refused by Slack ({problem}); make a new one")
 
 
 def cmd_socket(args: argparse.Namespace, **_: Any) -> int:
@@ -74,14 +98,42 @@ def cmd_socket(args: argparse.Namespace, **_: Any) -> int:
     app = app_or_exit(settings)
 
     async def run() -> None:
+        from slack_sdk.errors import SlackApiError
+
+        from bot.outbound import FATAL_TOKEN_ERRORS
         from bot.slack.server import start_scheduler
 
-        handler = AsyncSocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        await _tokens_or_exit(app, settings, app_token=True)
+        handler = AsyncSocketModeHandler(
+            app, settings.slack_app_token.get_secret_value(), ping_interval=SOCKET_PING_INTERVAL
+        )
+        # A token revoked while running: Slack's client would log a traceback and retry forever.
+        refused: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        issue_url = handler.client.issue_new_wss_url
+
+        async def issue_new_wss_url(*args: Any, **kwargs: Any) -> str:
+            try:
+                return await issue_url(*args, **kwargs)
+            except SlackApiError as exc:
+                error = str(exc.response.get("error") or "")
+                if error in FATAL_TOKEN_ERRORS and not refused.done():
+                    refused.set_result(error)
+                raise
+
+        handler.client.issue_new_wss_url = issue_new_wss_url  # type: ignore[method-assign]
         scheduler = start_scheduler(app)
         echo("hokusai: connecting in Socket Mode")
+        running = asyncio.ensure_future(handler.start_async())
         try:
-            await handler.start_async()
+            await asyncio.wait({running, refused}, return_when=asyncio.FIRST_COMPLETED)
+            if refused.done():
+                raise UsageExit(
+                    f"SLACK_APP_TOKEN was refused by Slack ({refused.result()}); make a new one"
+                )
+            await running
         finally:
+            running.cancel()
+            await handler.close_async()
             await scheduler.stop()
 
     try:

@@ -80,3 +80,41 @@ def test_rate_limited_post_still_arrives_over_socket_mode(slack, socket_bot):
     posts = slack.wait_for("chat.postMessage", count=2, timeout=20)
     assert len(posts) == 2
     assert any("Registry down" in m["text"] for m in slack.messages("C0INCIDENT"))
+
+
+def test_a_refused_app_token_stops_socket_mode_with_one_line(slack_secrets, bot_env):
+    from bot.sandbox.slack import SlackStandIn
+
+    with SlackStandIn(
+        bot_token=slack_secrets["bot_token"], app_token=fakes.slack_app_token()
+    ) as strict:
+        env = {
+            **os.environ,
+            **bot_env,
+            "SLACK_API_URL": strict.api_url,
+            "SLACK_APP_TOKEN": fakes.slack_app_token(),  # not the one Slack knows (revoked)
+        }
+        started = time.monotonic()
+        proc = run_cli("socket", env=env)
+    assert proc.returncode == 2
+    assert time.monotonic() - started < 30
+    assert proc.stderr == (
+        "hokusai socket: SLACK_APP_TOKEN was refused by Slack (invalid_auth); make a new one\n"
+    )
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "socket"])
+def test_a_refused_bot_token_stops_the_bot_with_one_line(bot_env, command):
+    env = {
+        **os.environ,
+        **bot_env,
+        "SLACK_BOT_TOKEN": fakes.slack_bot_token(),  # the stand-in answers invalid_auth
+        "SLACK_APP_TOKEN": fakes.slack_app_token(),
+    }
+    args = ["serve", "--port", "0"] if command == "serve" else ["socket"]
+    proc = run_cli(*args, env=env)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"hokusai {command}: SLACK_BOT_TOKEN was refused by Slack (invalid_auth); make a new one\n"
+    )
