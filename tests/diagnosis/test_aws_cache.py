@@ -9,10 +9,12 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from bot.diagnosis.aws import AwsCaller, read_only_session
+from bot.diagnosis.aws import AwsCaller, allowed_actions, read_only_session
 from bot.diagnosis.aws_cache import AwsReadCache, gather_bounded
 
 REGION = "us-east-1"
+# Where load balancers write access logs: the only objects the diagnostics session may read.
+LOG_KEY = "AWSLogs/123456789012/elasticloadbalancing/us-east-1/a.log"
 
 
 @pytest.fixture
@@ -24,8 +26,10 @@ def caller(monkeypatch):
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket="hokusai-access-logs")
-        s3.put_object(Bucket="hokusai-access-logs", Key="a.log", Body=b"first")
-        made = AwsCaller(read_only_session(REGION), latency=0.05)
+        s3.put_object(Bucket="hokusai-access-logs", Key=LOG_KEY, Body=b"first")
+        # The checks' reads, plus ListBuckets: a simple read to share between callers.
+        allowed = [*allowed_actions(), "s3:ListBuckets"]
+        made = AwsCaller(read_only_session(REGION, allowed=allowed), latency=0.05)
         yield made
         made.close()
 
@@ -44,7 +48,7 @@ def test_concurrent_identical_reads_make_one_call_and_different_arguments_anothe
 
     *answers, narrowed = asyncio.run(run())
     assert _operations(caller) == ["ListObjectsV2", "ListObjectsV2"]
-    assert all([o["Key"] for o in a["Contents"]] == ["a.log"] for a in answers)
+    assert all([o["Key"] for o in a["Contents"]] == [LOG_KEY] for a in answers)
     assert "Contents" not in narrowed
     assert (reads.hits, reads.misses) == (4, 2)
 
@@ -87,7 +91,7 @@ def test_a_not_found_answer_is_kept_but_object_bodies_are_always_read(caller):
                 await reads.call("s3", "list_objects_v2", Bucket="no-such-bucket")
         bodies = []
         for _ in range(2):
-            got = await reads.call("s3", "get_object", Bucket="hokusai-access-logs", Key="a.log")
+            got = await reads.call("s3", "get_object", Bucket="hokusai-access-logs", Key=LOG_KEY)
             bodies.append(got["Body"].read())
         return bodies
 
