@@ -21,10 +21,10 @@ from typing import Any
 
 AwsCall = Callable[..., Awaitable[Any]]
 
-PAGE = 2000  # events asked per call
+PAGE = 5000  # events asked per call (CloudWatch answers at most 10,000, or 1 MB)
 MAX_EVENTS = 5000  # the newest this many matching lines are read, at most
 MAX_CALLS = 8
-_FIRST_SLICE = 1 / 16  # of the window: the newest minutes first
+_FIRST_SLICE = 1 / 64  # of the window: the newest minute or so first
 _FILL = 0.7  # aim a slice at this share of a page, so a denser stretch still fits
 
 
@@ -97,5 +97,12 @@ async def read_newest(
         end = lo - 1
         # Grow the next slice towards a page's worth at this density.
         per_ms = len(events) / span
-        span = max(1, min(span * 4, int(page * _FILL / per_ms))) if per_ms else span * 4
+        span = max(1, min(span * 8, int(page * _FILL / per_ms))) if per_ms else span * 8
+    if len(read.events) > max_events:
+        # Keep the budget: drop the oldest millisecond(s) read, so what is kept is still
+        # everything from read_from_ms on.
+        cut = read.events[max_events - 1]["timestamp"]
+        kept = [e for e in read.events if e["timestamp"] > cut]
+        if kept:
+            read.events, read.read_from_ms = kept, cut + 1
     return read

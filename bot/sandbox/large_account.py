@@ -40,7 +40,11 @@ def add_listener_rules(session: boto3.Session, platform: Any, upto: int) -> int:
     """Path rules for other teams on the registry's HTTPS listener until it holds ``upto``."""
     elbv2 = session.client("elbv2")
     listener = platform.registry_lb.listeners[443]
-    existing = elbv2.describe_rules(ListenerArn=listener)["Rules"]
+    existing = [
+        rule
+        for page in elbv2.get_paginator("describe_rules").paginate(ListenerArn=listener)
+        for rule in page["Rules"]
+    ]
     used = {int(r["Priority"]) for r in existing if not r.get("IsDefault")}
     have, added, priority = len(used), 0, 1000
     target_group = next(iter(platform.target_groups.values()))

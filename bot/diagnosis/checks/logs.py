@@ -10,6 +10,7 @@ marked ``≥`` when it was not.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import re
 import time
@@ -223,7 +224,8 @@ async def errors(ctx: CheckContext) -> CheckResult:
     read = await read_newest(
         ctx.aws, spec.log_group, end_ms - minutes * 60_000, end_ms, pattern=FILTER_PATTERN
     )
-    groups, tracebacks = group_lines(read.events)
+    # Thousands of lines to redact and fold: off the event loop, so other checks go on.
+    groups, tracebacks = await asyncio.to_thread(group_lines, read.events)
     head = await _newest_stream_head(ctx, spec.log_group)
     error_groups = [g for g in groups if g.kind == "error"]
     http_groups = [g for g in groups if g.kind == "http"]

@@ -26,6 +26,7 @@ from bot.diagnosis.checks.base import (
     Status,
     check,
 )
+from bot.diagnosis.checks.dns import all_load_balancers
 
 _TERMINAL = ("forward", "fixed-response", "redirect")
 
@@ -286,10 +287,9 @@ async def _candidate_load_balancers(ctx: CheckContext) -> tuple[list[_LoadBalanc
             data = edge.result.data
             refs.append(_LoadBalancerRef(name, data["load_balancer_arn"], data["listeners"]))
     if not refs and not edges:
-        found = await ctx.aws("elbv2", "describe_load_balancers")
         refs = [
             _LoadBalancerRef(lb["LoadBalancerName"], lb["LoadBalancerArn"])
-            for lb in found.get("LoadBalancers", [])
+            for lb in await all_load_balancers(ctx)
             if lb["LoadBalancerName"] in ctx.env.load_balancers
         ]
     return refs, "the configured load balancers"
