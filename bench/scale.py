@@ -31,6 +31,7 @@ import asyncio
 import json
 import math
 import os
+import resource
 import sys
 import threading
 import time
@@ -180,6 +181,9 @@ class Step:
     label: str
     sizes: dict[str, int]
     wall_s: float
+    bot_cpu_s: float  # CPU of the process outside AWS calls: checks, runner, redaction
+    aws_cpu_s: float  # CPU inside AWS calls: botocore and the in-process moto account
+    slowest: list[tuple[int, str]]
     calls: Counter
     rss_peak_mb: float
     rss_growth_mb: float
@@ -188,8 +192,31 @@ class Step:
     over_budget: list[str]
 
 
-async def _diagnose(env: Environment, latency: float) -> tuple[DiagnoseReport, AwsCaller]:
-    aws = AwsCaller(read_only_session(env.region), latency=latency, max_workers=32)
+class _TimedCaller(AwsCaller):
+    """An AwsCaller that adds up the CPU its calls cost (botocore and moto, in-process), so
+    the bot's own CPU can be told from the stand-in's: moto scans every item on every call."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.aws_cpu_s = 0.0
+        self._cpu_lock = threading.Lock()
+
+    def _call_sync(self, service: str, operation: str, params: dict) -> object:
+        start = time.thread_time()
+        try:
+            return super()._call_sync(service, operation, params)
+        finally:
+            with self._cpu_lock:
+                self.aws_cpu_s += time.thread_time() - start
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _diagnose(env: Environment, latency: float) -> tuple[DiagnoseReport, _TimedCaller]:
+    aws = _TimedCaller(read_only_session(env.region), latency=latency, max_workers=32)
     try:
         async with httpx.AsyncClient(transport=httpx.MockTransport(_answer)) as http:
             runner = Runner(env, aws=aws, http=http, secrets={}, http_latency=latency)
@@ -201,13 +228,15 @@ async def _diagnose(env: Environment, latency: float) -> tuple[DiagnoseReport, A
 def measure(label: str, account: Account, latency: float, runs: int = 1) -> Step:
     """One step: the diagnose run ``runs`` times, the fastest wall kept (the machine is shared;
     the calls and the report are the same every run)."""
-    walls = []
+    walls, cpus = [], []
     with _PeakRss() as rss:
         for _ in range(runs):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), _cpu_s()
             report, aws = asyncio.run(_diagnose(account.env, latency))
             walls.append(time.perf_counter() - start)
+            cpus.append((_cpu_s() - cpu - aws.aws_cpu_s, aws.aws_cpu_s))
     wall = min(walls)
+    bot_cpu, aws_cpu = min(cpus)
     shares = {o.id: o.duration_ms / 1000 / REGISTRY[o.check_id].timeout for o in report.outcomes}
     worst = max(shares.items(), key=lambda kv: kv[1])
     over = [o.id for o in report.outcomes if o.status is Status.TIMEOUT or shares[o.id] > 1]
@@ -215,6 +244,9 @@ def measure(label: str, account: Account, latency: float, runs: int = 1) -> Step
         label=label,
         sizes=dict(account.added),
         wall_s=wall,
+        bot_cpu_s=bot_cpu,
+        aws_cpu_s=aws_cpu,
+        slowest=sorted(((o.duration_ms, o.id) for o in report.outcomes), reverse=True)[:2],
         calls=Counter(f"{c.service}:{c.operation}" for c in aws.calls),
         rss_peak_mb=rss.peak,
         rss_growth_mb=rss.peak - rss.before,
@@ -310,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<15} {law}{'' if ok else '  <- over goal'}" + (f"  [{ops}]" if ops else ""))
     print()
     print(f"wall at the largest step: {last.wall_s:.2f} s = {ratio:.2f} x baseline (goal <= 1.5)")
+    print(
+        f"CPU at the largest step: bot {last.bot_cpu_s:.2f} s = "
+        f"{last.bot_cpu_s / baseline.bot_cpu_s:.2f} x baseline; AWS stand-in "
+        f"{baseline.aws_cpu_s:.2f} → {last.aws_cpu_s:.2f} s (moto scans its whole account)"
+    )
     print(f"checks over budget in any step: {', '.join(over) or 'none'}")
     print(
         f"peak RSS {min(s.rss_peak_mb for s in steps):.0f}–{max(s.rss_peak_mb for s in steps):.0f}"
@@ -331,6 +368,10 @@ def _print_step(step: Step, built_s: float | None = None) -> None:
         f"  wall {step.wall_s:5.2f} s · {total} AWS calls · peak RSS {step.rss_peak_mb:.0f} MB "
         f"(+{step.rss_growth_mb:.0f} during the run) · report {step.report_kb:.1f} KB · "
         f"slowest check {worst_id} at {worst_share:.0%} of its budget"
+    )
+    print(
+        f"  CPU: bot {step.bot_cpu_s:.2f} s, AWS stand-in {step.aws_cpu_s:.2f} s · slowest: "
+        + ", ".join(f"{cid} {ms / 1000:.1f} s" for ms, cid in step.slowest)
     )
     print(f"  calls: {top}")
 
