@@ -116,8 +116,13 @@ def cmd_socket(args: argparse.Namespace, **_: Any) -> int:
                 return await issue_url(*args, **kwargs)
             except SlackApiError as exc:
                 error = str(exc.response.get("error") or "")
-                if error in FATAL_TOKEN_ERRORS and not refused.done():
+                if error not in FATAL_TOKEN_ERRORS:
+                    raise
+                if not refused.done():
                     refused.set_result(error)
+                # Park until the shutdown below cancels us: raising would only make the SDK
+                # log a traceback and try again.
+                await asyncio.Event().wait()
                 raise
 
         handler.client.issue_new_wss_url = issue_new_wss_url  # type: ignore[method-assign]

@@ -612,6 +612,18 @@ class SlackStandIn:
         pushed = asyncio.run_coroutine_threadsafe(self._push_envelope(envelope, timeout), loop)
         return await asyncio.wrap_future(pushed)
 
+    def revoke(self, token: str) -> None:
+        """From now on every call with ``token`` answers ``token_revoked`` (as after an admin
+        revokes it); open sockets stay open until they reconnect."""
+        with self._changed:
+            self._revoked.add(token)
+
+    def go_silent(self) -> None:
+        """The open sockets stop answering anything, pings included, without closing: what a
+        dead network path looks like from the client. New connections behave normally."""
+        with self._changed:
+            self._silent_sockets.update(self._sockets)
+
     def send_disconnect(self, reason: str = "refresh_requested") -> None:
         """Ask connected clients to reconnect, as Slack does before it recycles a socket."""
         message = {"type": "disconnect", "reason": reason, "debug_info": {"host": "standin"}}
@@ -690,6 +702,8 @@ class SlackStandIn:
         return {"ok": True, **answer}
 
     def _check_token(self, method: str, token: str | None) -> None:
+        if token and token in self._revoked:
+            raise _SlackError("token_revoked")
         if method == "apps.connections.open":
             if not token:
                 raise _SlackError("not_authed")
@@ -740,8 +754,9 @@ class SlackStandIn:
         return web.Response(text=f"OK - {len(content)}")
 
     async def _handle_socket(self, request: web.Request) -> web.WebSocketResponse:
-        # autoping answers the SDK's "sdk-ping-pong:<time>" pings with matching pongs.
-        ws = web.WebSocketResponse(autoping=True)
+        # Pings are answered below ("sdk-ping-pong:<time>" gets its matching pong), unless the
+        # socket was made silent, as a connection that died without a close frame is.
+        ws = web.WebSocketResponse(autoping=False)
         await ws.prepare(request)
         with self._changed:
             self._sockets.append(ws)
@@ -764,6 +779,8 @@ class SlackStandIn:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
                     self._receive_ack(message.data)
+                elif message.type == WSMsgType.PING and ws not in self._silent_sockets:
+                    await ws.pong(message.data)
         finally:
             with self._changed:
                 self._sockets.remove(ws)
@@ -800,6 +817,8 @@ class SlackStandIn:
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._acks: list[dict[str, Any]] = []
         self._usergroups: dict[str, dict[str, Any]] = {}
+        self._silent_sockets: set[Any] = set()
+        self._revoked: set[str] = set()
         self._ts_counter = itertools.count(1)
         self._id_counter = itertools.count(1)
         self.add_channel(DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_NAME)

@@ -118,3 +118,43 @@ def test_a_refused_bot_token_stops_the_bot_with_one_line(bot_env, command):
     assert proc.stderr == (
         f"hokusai {command}: SLACK_BOT_TOKEN was refused by Slack (invalid_auth); make a new one\n"
     )
+
+
+def test_a_silent_socket_is_replaced_within_ten_seconds(slack, socket_bot):
+    """A connection that dies without a close frame (pings unanswered) is noticed and a new
+    one opened well before Slack's envelopes would be lost for long."""
+    before = slack.sockets_accepted
+    slack.go_silent()
+    started = time.monotonic()
+    while slack.sockets_accepted == before and time.monotonic() - started < 10:
+        time.sleep(0.1)
+    assert slack.sockets_accepted > before, "the silent socket was not replaced within 10 s"
+    payload = signing.slash_command_payload("help", response_url=slack.response_url("after"))
+    ack = slack.send_envelope("slash_commands", payload, timeout=10)
+    assert "first failing hop" in ack["payload"]["text"]
+
+
+def test_an_app_token_revoked_while_running_stops_the_process_with_one_line(slack, bot_env):
+    app_token = fakes.slack_app_token()
+    env = {**os.environ, **bot_env, "SLACK_APP_TOKEN": app_token}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "socket"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert slack.socket_connected(timeout=30)
+        slack.revoke(app_token)
+        slack.send_disconnect()  # Slack asks the client to reconnect: it needs a new URL
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 2
+    assert "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "hokusai socket: SLACK_APP_TOKEN was refused by Slack (token_revoked); make a new one"
+    )
