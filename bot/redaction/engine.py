@@ -34,10 +34,11 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import functools
 import json
 import logging
 import re
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -49,6 +50,7 @@ from bot.redaction.rules import (
     MARKER,
     RULES,
     TERMINAL_WIDTHS,
+    Rule,
     Span,
     left_ok,
     lowered,
@@ -56,6 +58,8 @@ from bot.redaction.rules import (
 )
 
 _MARKER_ONLY = re.compile(r"\[redacted:[a-z-]+\]")
+_ALL_RULES = tuple(enumerate(RULES))  # (priority, rule): the earlier rule wins an overlap
+_SHAPED_RULES = tuple((prio, rule) for prio, rule in _ALL_RULES if rule.shaped)
 _LINE = re.compile(r"[^\n]*\n|[^\n]+")
 
 
@@ -92,47 +96,44 @@ _JSON_SIMPLE = {"\\": "\\", "/": "/", '"': '"', "'": "'", "b": "\b", "f": "\f", 
 _JSON_SIMPLE.update({"r": "\r", "t": "\t"})
 # Each level of JSON escaping doubles the backslashes; past this many levels a line is noise.
 _MAX_ESCAPE_DEPTH = 8
+# Characters around the escapes of a line that are decoded with them (a key and its value).
+_ESCAPE_CONTEXT = 160
 
-Segment = tuple[int, int, int, int]  # decoded start, source start, decoded length, source length
-
-
-def _decode_escapes(text: str) -> tuple[str, list[Segment]]:
-    """URL- and JSON-unescape ``text`` once; segments map decoded positions back to ``text``."""
-    parts: list[str] = []
-    segments: list[Segment] = []
-    src = dst = 0
-    for m in _ESCAPE.finditer(text):
-        if m.start() > src:
-            run = m.start() - src
-            parts.append(text[src : m.start()])
-            segments.append((dst, src, run, run))
-            dst += run
-        escape = m.group()
-        if escape[0] == "%":
-            char = chr(int(escape[1:], 16))
-        elif escape[1] == "u":
-            char = chr(int(escape[2:], 16))
-        else:
-            char = _JSON_SIMPLE[escape[1]]
-        parts.append(char)
-        segments.append((dst, m.start(), 1, len(escape)))
-        dst += 1
-        src = m.end()
-    if src < len(text):
-        parts.append(text[src:])
-        segments.append((dst, src, len(text) - src, len(text) - src))
-    return "".join(parts), segments
+_ESCAPE_SPLIT = re.compile(f"({_ESCAPE.pattern})")
 
 
-def _map_back(segments: list[Segment], start: int, end: int) -> tuple[int, int]:
+@functools.lru_cache(maxsize=1024)
+def _unescape(escape: str) -> str:
+    if escape[0] == "%":
+        return chr(int(escape[1:], 16))
+    if escape[1] == "u":
+        return chr(int(escape[2:], 16))
+    return _JSON_SIMPLE[escape[1]]
+
+
+def _decode_escapes(text: str) -> tuple[str, list[str]]:
+    """URL- and JSON-unescape ``text`` once. Also returns its parts — literal text and escapes
+    taking turns — which ``_map_back`` reads to find a decoded range in ``text``."""
+    parts = _ESCAPE_SPLIT.split(text)
+    decoded = parts[:]
+    decoded[1::2] = [_unescape(escape) for escape in parts[1::2]]
+    return "".join(decoded), parts
+
+
+def _map_back(parts: list[str], start: int, end: int) -> tuple[int, int]:
     """The source range of the decoded range ``start:end``; an escape is taken whole."""
-    starts = [seg[0] for seg in segments]
-    first = segments[bisect.bisect_right(starts, start) - 1]
-    last = segments[bisect.bisect_right(starts, end - 1) - 1]
-    src_start = first[1] + (start - first[0] if first[2] == first[3] else 0)
-    literal = last[2] == last[3]
-    src_end = last[1] + (end - last[0] if literal else last[3])
-    return src_start, src_end
+    src = dst = 0
+    src_start = -1
+    for index, part in enumerate(parts):
+        literal = index % 2 == 0
+        decoded_length = len(part) if literal else 1
+        if src_start == -1 and start < dst + decoded_length:
+            src_start = src + (start - dst if literal else 0)
+        if end <= dst + decoded_length:
+            return src_start, src + (end - dst if literal else len(part))
+        src += len(part)
+        dst += decoded_length
+    return max(src_start, 0), src
 
 
 # --- Base64 ----------------------------------------------------------------------------------
@@ -468,10 +469,10 @@ class Redactor:
             spans.extend(self._base64_spans(text))
         return spans
 
-    def _plain_spans(self, text: str) -> list[Span]:
+    def _plain_spans(self, text: str, rules: Sequence[tuple[int, Rule]] = _ALL_RULES) -> list[Span]:
         spans: list[Span] = []
         low: str | None = None
-        for prio, rule in enumerate(RULES):
+        for prio, rule in rules:
             if rule.lower:
                 if low is None:
                     low = lowered(text)
@@ -501,11 +502,16 @@ class Redactor:
         lines: list[tuple[int, int]] = []
         m = _ESCAPE.search(text)
         while m:
-            start = text.rfind("\n", 0, m.start()) + 1
-            end = text.find("\n", m.end())
-            end = len(text) if end == -1 else end
+            line_start = text.rfind("\n", 0, m.start()) + 1
+            line_end = text.find("\n", m.end())
+            line_end = len(text) if line_end == -1 else line_end
+            # Only the stretch of the line around its escapes can hold a secret that needs
+            # decoding to be seen; the rest was scanned as it is.
+            last = max(text.rfind("%", m.start(), line_end), text.rfind("\\", m.start(), line_end))
+            start = max(line_start, m.start() - _ESCAPE_CONTEXT)
+            end = min(line_end, last + 6 + _ESCAPE_CONTEXT)
             lines.append((start, end))
-            m = _ESCAPE.search(text, end)
+            m = _ESCAPE.search(text, line_end)
         decoded = [_decode_escapes(text[start:end]) for start, end in lines]
         batch = _Batch([line for line, _ in decoded])
         found = self._scan(batch.text, decode_base64=decode_base64, depth=depth + 1)
@@ -559,7 +565,7 @@ class Redactor:
         """Secrets split across a line break (a terminal's soft wrap, two log events).
 
         Every joint's candidate — the end of one line joined to the start of the next — is
-        scanned in one batch. A match counts when it straddles the join, and:
+        scanned in a batch with the others. A match counts when it straddles the join, and:
 
         - a shaped secret (a format that proves itself) that was not already found whole
           at the end of the first line counts anywhere;
@@ -570,13 +576,30 @@ class Redactor:
 
         Both halves are redacted, each on its own line.
         """
-        joints = list(_joints(text, boundaries))
+        sure: list[_Joint] = []
+        maybe: list[_Joint] = []
+        for joint in _joints(text, boundaries):
+            (sure if joint.cut_for_sure else maybe).append(joint)
+        found_whole = {(end, prio) for _, end, prio, _ in found}
+        # Where the line was not surely cut only a self-evident secret can count: those
+        # joints are scanned with the shaped rules alone.
+        spans = self._joined_spans(text, sure, found_whole, self._scan)
+        shaped_only = functools.partial(self._plain_spans, rules=_SHAPED_RULES)
+        spans += self._joined_spans(text, maybe, found_whole, shaped_only)
+        return spans
+
+    def _joined_spans(
+        self,
+        text: str,
+        joints: list[_Joint],
+        found_whole: set[tuple[int, int]],
+        scan: Callable[[str], list[Span]],
+    ) -> list[Span]:
         if not joints:
             return []
         batch = _Batch([joint.piece(text) for joint in joints])
-        found_whole = {(end, prio) for _, end, prio, _ in found}
         spans: list[Span] = []
-        for start, end, prio, kind in self._scan(batch.text):
+        for start, end, prio, kind in scan(batch.text):
             where = batch.locate(start, end)
             if where is None:
                 continue

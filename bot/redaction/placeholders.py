@@ -58,7 +58,7 @@ _VENDOR_PREFIX = re.compile(
     r"|pypi-|dapi|SG\.|A[KS]IA(?=[^A-Z0-9]|$)"
 )
 _WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
-_WORD_SEPARATORS = frozenset("-_. /:")
+_WORDS_ONLY = re.compile(r"[A-Za-z_. /:-]+")
 
 
 @functools.lru_cache(maxsize=8192)
@@ -85,7 +85,7 @@ def placeholder_kind(value: str) -> str | None:
 
 
 def _only_placeholder_words(value: str) -> bool:
-    if any(not (c.isalpha() or c in _WORD_SEPARATORS) for c in value):
+    if not _WORDS_ONLY.fullmatch(value):
         return False  # digits and symbols: a placeholder is words only
     words = _WORD.findall(value)
     return bool(words) and all(word.lower() in PLACEHOLDER_WORDS for word in words)

@@ -198,6 +198,16 @@ def _collect_sk_key(m: re.Match[str], text: str, prio: int, out: list[Span]) -> 
         out.append((m.start(), m.end(), prio, _SK_VENDORS.get(vendor, "openai-api-key")))
 
 
+def _collect_url_secret(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
+    """A Sentry DSN's key (``https://<32 hex>@o1.ingest.sentry.io``) or a URL's password."""
+    if m.start("dsn") != -1:
+        out.append((m.start("dsn"), m.end("dsn"), prio, "sentry-dsn"))
+        return
+    start, end = m.span("s")
+    if start < end and not is_placeholder(text[start:end]):
+        out.append((start, end, prio, "url-password"))
+
+
 def _collect_basic(m: re.Match[str], text: str, prio: int, out: list[Span]) -> None:
     start, end = m.span("s")
     if _basic_credentials(text[start:end]):  # the original case: base64 is case-sensitive
@@ -449,8 +459,8 @@ def _looks_secret(value: str) -> bool:
     """Not a word: mixed letters, digits and symbols, or letters of random case."""
     if len(value) < 8:
         return False
-    if value.isalpha():
-        return len(value) >= 12 and not _WORDS.fullmatch(value)
+    if value.isalpha():  # QWERTYUIOP is a password; "required" and "Expired" are words
+        return value.isupper() or (len(value) >= 12 and not _WORDS.fullmatch(value))
     kinds = (
         any(c.isdigit() for c in value)
         + any(c.isupper() for c in value)
@@ -525,6 +535,21 @@ _KEY_VALUE = (
     r"(?P<sep>=>|:=|=|:|\||\t|(?<=[a-z])[ \t])[ \t]*"
     r"(?:(?P<val>\"(?:[^\"\\\n]|\\.)*\"?|'[^'\n]*'?|[^\s\"'`<>|&;,][^\s\"'`<>&;,]*)"
     r"|(?P<block>[|>][-+]?[1-9]?)?[ \t]*(?=\r?\n))"
+)
+# The key nouns, each with the keys it ends that are never secret, refused inside the pattern
+# (lookbehinds after the noun keep the literal-prefix search): an ARN's ":secret:" and the
+# pagination cursors are the most common matches in real logs.
+_KEY_NOUNS = (
+    ("pass", ""),
+    ("pwd", ""),
+    ("secret", "(?<!:secret)"),
+    (
+        "token",
+        "(?<!nexttoken)(?<!next_token)(?<!page_token)(?<!continuationtoken)(?<!forwardtoken)"
+        "(?<!backwardtoken)",
+    ),
+    ("key", ""),
+    ("credential", ""),
 )
 _B64 = r"[A-Za-z0-9/+]"
 _B64_URL = r"(?:[A-Za-z0-9/+=]|%2[BbFf]|%3[Dd])"
@@ -646,23 +671,19 @@ RULES: tuple[Rule, ...] = (
         lower=True,
     ),
     _rule(
-        "sentry-dsn",
+        "url-password",
         ["://"],
-        r"://(?P<s>[a-f0-9]{32}(?::[a-f0-9]{32})?)@",
+        # one scan for the two secrets a URL's user part holds: a Sentry DSN key, a password
+        r"://(?:(?P<dsn>[a-f0-9]{32}(?::[a-f0-9]{32})?)@"
+        r"|[^\s:/@\"'<>]*:(?P<s>[^\s\"'<>/]*|(?!\d+/)[^\s\"'<>]*?)@(?=[A-Za-z0-9\[]))",
         bounded=False,
+        collect=_collect_url_secret,
     ),
     _rule(
         "jwt",
         ["eyJ"],
         r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]*",
         bounded=False,
-    ),
-    _rule(
-        "url-password",
-        ["://"],
-        r"://[^\s:/@\"'<>]*:(?P<s>[^\s\"'<>/]*|(?!\d+/)[^\s\"'<>]*?)@(?=[A-Za-z0-9\[])",
-        bounded=False,
-        collect=_value("url-password"),
     ),
     _rule(
         "cookie",
@@ -716,12 +737,12 @@ RULES: tuple[Rule, ...] = (
         _rule(
             "password-field",
             [noun],
-            noun + _KEY_VALUE,
+            noun + not_after + _KEY_VALUE,
             lower=True,
             bounded=False,
             shaped=False,
             collect=_collect_key_value,
         )
-        for noun in ("pass", "pwd", "secret", "token", "key", "credential")
+        for noun, not_after in _KEY_NOUNS
     ),
 )
