@@ -17,7 +17,7 @@ from tests.doubles import REPO, RecordingOutbound
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
-def services_for(db: Path, posts: list, now: datetime, delay: float = 0.0) -> Services:
+def services_for(db: Path | str, posts: list, now: datetime, delay: float = 0.0) -> Services:
     return Services(
         Settings(hokusai_db=db),
         load_config(REPO / "hokusai.yml"),
@@ -26,8 +26,8 @@ def services_for(db: Path, posts: list, now: datetime, delay: float = 0.0) -> Se
     )
 
 
-def test_summary_posts_every_interval_while_open(tmp_path):
-    db = tmp_path / "hokusai.db"
+def test_summary_posts_every_interval_while_open(database):
+    db = database
     inc = IncidentStore(db).declare_incident(
         "Registry 404s", channel_id="CINC", commander="U1", now=T0
     )
@@ -46,8 +46,8 @@ def test_summary_posts_every_interval_while_open(tmp_path):
     assert tick(T0 + timedelta(hours=5)) == []
 
 
-def test_two_processes_on_one_database_post_once(tmp_path):
-    db = tmp_path / "hokusai.db"
+def test_two_processes_on_one_database_post_once(database):
+    db = database
     for n in range(3):
         IncidentStore(db).declare_incident(
             f"Outage {n}", channel_id=f"C{n}", commander="U1", now=T0
