@@ -42,6 +42,9 @@ MAX_BUTTON_VALUE = 2000
 MAX_ID = 255
 MAX_MESSAGE_TEXT = 3900
 MAX_CONTEXT_TEXT = 2000
+MAX_CONTEXT_ELEMENTS = 10
+MAX_ACTIONS_ELEMENTS = 25
+MAX_SECTION_FIELDS = 10
 
 
 # Slack's answers meaning a token will never work again: stop, do not retry.
@@ -159,11 +162,22 @@ def fit_blocks(blocks: list[dict[str, Any]] | None, limit: int) -> list[dict[str
             if "text" in block:
                 block["text"] = _fit_text_object(block["text"], MAX_SECTION_TEXT)
             if "fields" in block:
-                block["fields"] = [_fit_text_object(f, 2000) for f in block["fields"][:10]]
+                fields = block["fields"][:MAX_SECTION_FIELDS]
+                block["fields"] = [_fit_text_object(f, 2000) for f in fields]
             if "accessory" in block:
                 block["accessory"] = _fit_element(block["accessory"])
-        elif kind in ("actions", "context"):
-            block["elements"] = [_fit_element(e) for e in block.get("elements", [])[:25]]
+        elif kind == "actions":
+            elements = block.get("elements", [])[:MAX_ACTIONS_ELEMENTS]
+            block["elements"] = [_fit_element(e) for e in elements]
+        elif kind == "context":
+            elements = [_fit_element(e) for e in block.get("elements", [])]
+            if len(elements) > MAX_CONTEXT_ELEMENTS:
+                # The last slot says how many did not fit instead of dropping them unsaid.
+                hidden = len(elements) - (MAX_CONTEXT_ELEMENTS - 1)
+                elements = elements[: MAX_CONTEXT_ELEMENTS - 1] + [
+                    {"type": "mrkdwn", "text": f"…and {hidden} more"}
+                ]
+            block["elements"] = elements
         if isinstance(block.get("block_id"), str):
             block["block_id"] = block["block_id"][:MAX_ID]
         fitted.append(block)

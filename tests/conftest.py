@@ -95,6 +95,21 @@ def _nothing_leaves_the_machine():
     assert not _ESCAPES, f"the test tried to leave 127.0.0.1: {_ESCAPES[:3]}"
 
 
+@pytest.fixture(autouse=True)
+def _slack_refused_nothing():
+    """Blocks or a view Slack would refuse fail the test that sent them, even when the bot
+    swallowed the error answer (the stand-in records every refusal)."""
+    from bot.sandbox.slack import SlackStandIn
+
+    for stand_in in SlackStandIn.live_instances():
+        stand_in.take_invalid_payloads()
+    yield
+    refused = [p for s in SlackStandIn.live_instances() for p in s.take_invalid_payloads()]
+    assert not refused, "Slack would refuse: " + "; ".join(
+        f"{p.method}: {', '.join(p.errors[:3])}" for p in refused[:3]
+    )
+
+
 @pytest.fixture
 def slack_secrets() -> dict[str, str]:
     return {"bot_token": fakes.slack_bot_token(), "signing_secret": fakes.signing_secret()}

@@ -114,6 +114,9 @@ class Conversation:
                 body = resp.json()
             except ValueError:
                 body = {"text": resp.text}
+        if body.get("blocks") is not None:
+            # Slack shows an ack's blocks only if they are valid Block Kit.
+            self.slack.check_blocks("ack", body["blocks"])
         return Ack(resp.status_code, body)
 
     def command(

@@ -5,6 +5,21 @@ would talk to Slack, so tests and ``hokusai demo`` exercise the same code paths 
 It runs in its own daemon thread with its own event loop, which makes it usable from sync
 tests, async tests on any loop, and the demo alike.
 
+It refuses what Slack refuses:
+
+- channels exist only when configured (``add_channel``; the default ``#incidents`` channel,
+  with the bot in it) or created with ``conversations.create``: any other id answers
+  ``channel_not_found``, and so does a private channel the bot is not in (Slack hides them);
+- posting in a public channel the bot has not joined answers ``not_in_channel`` unless the app
+  has ``chat:write.public``; inviting, setting a topic, archiving and sharing files there
+  answer ``not_in_channel`` whatever the scopes;
+- a method whose scope the app lacks answers ``missing_scope`` with ``needed`` and
+  ``provided``; the scopes default to manifest.yml's (``METHOD_SCOPES`` maps methods to them);
+- every ``blocks`` and ``view`` is validated with slack_sdk's Block Kit models, limits
+  included (50 blocks a message, 100 a view, 10 context elements...). An invalid one answers
+  ``invalid_blocks`` (views: ``invalid_arguments``; a response_url: HTTP 400) and is kept in
+  ``invalid_payloads``, which the test suite checks after every test.
+
 Example::
 
     with SlackStandIn(bot_token=token) as slack:
@@ -25,12 +40,16 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
 
 __all__ = [
     "APP_ID",
@@ -38,11 +57,16 @@ __all__ = [
     "BOT_USER_ID",
     "DEFAULT_CHANNEL_ID",
     "DEFAULT_CHANNEL_NAME",
+    "METHOD_SCOPES",
     "TEAM_DOMAIN",
     "TEAM_ID",
+    "InvalidPayload",
     "RecordedCall",
     "SlackStandIn",
     "UploadedFile",
+    "block_kit_errors",
+    "manifest_scopes",
+    "view_errors",
 ]
 
 logger = logging.getLogger(__name__)
@@ -65,13 +89,59 @@ _CHANNEL_NAME_MAX = 80
 _CHANNEL_NAME_ALLOWED = re.compile(r"^[a-z0-9_-]+$")
 _STOP_TIMEOUT = 10.0
 
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+MAX_TOPIC = 250
+
+METHOD_SCOPES: dict[str, tuple[str, ...]] = {
+    # Bot-token scopes a Web API method needs (Slack's method reference). A conversations.*
+    # method needs the first scope for a public channel and the second for a private one;
+    # chat.postMessage in a public channel the bot has not joined also needs chat:write.public.
+    "api.test": (),
+    "auth.test": (),
+    "chat.postMessage": ("chat:write",),
+    "chat.update": ("chat:write",),
+    "chat.delete": ("chat:write",),
+    "chat.postEphemeral": ("chat:write",),
+    "chat.getPermalink": (),
+    "views.open": (),
+    "views.push": (),
+    "views.update": (),
+    "views.publish": (),
+    "conversations.info": ("channels:read", "groups:read"),
+    "conversations.create": ("channels:manage", "groups:write"),
+    "conversations.invite": ("channels:manage", "groups:write"),
+    "conversations.setTopic": ("channels:manage", "groups:write"),
+    "conversations.archive": ("channels:manage", "groups:write"),
+    "conversations.join": ("channels:join",),
+    "conversations.history": ("channels:history", "groups:history"),
+    "conversations.replies": ("channels:history", "groups:history"),
+    "users.info": ("users:read",),
+    "usergroups.users.list": ("usergroups:read",),
+    "reactions.add": ("reactions:write",),
+    "files.getUploadURLExternal": ("files:write",),
+    "files.completeUploadExternal": ("files:write",),
+    "apps.connections.open": (),  # the app-level token's connections:write, not a bot scope
+}
+"""Scopes per method; for ``conversations.*`` ``(public channel, private channel)``."""
+_PER_CHANNEL_TYPE = frozenset(m for m in METHOD_SCOPES if m.startswith("conversations."))
+_LIVE_STANDINS: weakref.WeakSet[SlackStandIn] = weakref.WeakSet()
+
+
+def manifest_scopes() -> frozenset[str]:
+    """The bot scopes manifest.yml asks for."""
+    from bot.slack.manifest import load_manifest
+
+    return frozenset(load_manifest()["oauth_config"]["scopes"]["bot"])
+
 
 class _SlackError(Exception):
     """A Web API answer of ``{"ok": false, "error": ...}``."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, **extra: Any) -> None:
         super().__init__(error)
         self.error = error
+        self.extra = extra
 
 
 @dataclass(frozen=True)
@@ -100,6 +170,15 @@ class UploadedFile:
     uploaded: bool = field(default=False, repr=False)
 
 
+@dataclass(frozen=True)
+class InvalidPayload:
+    """Blocks or a view Slack would have refused, and why (the test that sent it fails)."""
+
+    method: str
+    errors: tuple[str, ...]
+    payload: Any
+
+
 @dataclass
 class _Fault:
     status: int
@@ -125,6 +204,7 @@ class SlackStandIn:
         port: port to bind; 0 picks a free one.
         bot_token: when set, Web API calls with any other token answer ``invalid_auth``.
         app_token: when set, ``apps.connections.open`` only accepts this app-level token.
+        scopes: the bot scopes the app was granted; default: manifest.yml's.
     """
 
     def __init__(
@@ -133,9 +213,15 @@ class SlackStandIn:
         port: int = 0,
         bot_token: str | None = None,
         app_token: str | None = None,
+        scopes: Iterable[str] | None = None,
     ) -> None:
         if host not in _LOOPBACK_HOSTS:
             raise ValueError(f"the Slack stand-in binds loopback only, not {host!r}")
+        self._granted = frozenset(scopes) if scopes is not None else manifest_scopes()
+        self.scopes = self._granted
+        """The scopes calls are checked against; ``reset()`` restores the granted ones."""
+        self._invalid: list[InvalidPayload] = []
+        _LIVE_STANDINS.add(self)
         self.host = host
         self._requested_port = port
         self._bot_token = bot_token
@@ -166,6 +252,8 @@ class SlackStandIn:
             "conversations.create": self._conversations_create,
             "conversations.invite": self._conversations_invite,
             "conversations.join": self._conversations_join,
+            "conversations.setTopic": self._conversations_set_topic,
+            "conversations.archive": self._conversations_archive,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
@@ -330,9 +418,38 @@ class SlackStandIn:
             self._calls.clear()
 
     def reset(self) -> None:
-        """Forget everything: calls, faults, messages, files, views; channels back to default."""
+        """Forget everything: calls, faults, messages, files, views; channels back to default.
+
+        Invalid payloads stay recorded: a reset between test phases does not hide them.
+        """
         with self._lock:
             self._reset_state()
+            self.scopes = self._granted
+
+    @property
+    def invalid_payloads(self) -> list[InvalidPayload]:
+        """Every blocks/view Slack would have refused, oldest first."""
+        with self._lock:
+            return list(self._invalid)
+
+    def take_invalid_payloads(self) -> list[InvalidPayload]:
+        """The invalid payloads so far, forgotten: for tests that send them on purpose."""
+        with self._lock:
+            taken, self._invalid = self._invalid, []
+            return taken
+
+    def check_blocks(self, source: str, blocks: Any, *, limit: int = MAX_MESSAGE_BLOCKS) -> bool:
+        """Validate blocks that reach Slack another way (an ack's body); record if invalid."""
+        errors = block_kit_errors(blocks, limit=limit)
+        if errors:
+            with self._lock:
+                self._invalid.append(InvalidPayload(source, tuple(errors), copy.deepcopy(blocks)))
+        return not errors
+
+    @staticmethod
+    def live_instances() -> list[SlackStandIn]:
+        """Stand-ins created in this process and not yet garbage-collected."""
+        return list(_LIVE_STANDINS)
 
     def wait_for(
         self, method: str, count: int = 1, timeout: float = 5.0, *, key: str | None = None
@@ -379,11 +496,21 @@ class SlackStandIn:
     # ---------------------------------------------------------------- workspace model
 
     def add_channel(
-        self, channel_id: str, name: str, *, is_member: bool = True, is_private: bool = False
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        is_member: bool = True,
+        is_private: bool = False,
+        members: Iterable[str] = (),
     ) -> dict[str, Any]:
-        """Preload a channel (replacing one with the same id); returns its conversations.info."""
+        """Configure a channel (replacing one with the same id); returns its conversations.info.
+
+        ``is_member`` says whether the bot is in it; ``members`` are the people in it.
+        """
         with self._lock:
             channel = _new_channel(channel_id, name, is_member=is_member, is_private=is_private)
+            channel["members"] += [m for m in members if m not in channel["members"]]
             self._channels[channel_id] = channel
             self._messages.setdefault(channel_id, [])
             return copy.deepcopy(channel)
@@ -696,10 +823,51 @@ class SlackStandIn:
             if handler is None:
                 raise _SlackError("unknown_method")
             self._check_token(method, token)
+            self._check_scope(method, args)
+            self._check_payload(method, args)
             answer = handler(args)
         except _SlackError as exc:
-            return {"ok": False, "error": exc.error}
+            return {"ok": False, "error": exc.error, **exc.extra}
         return {"ok": True, **answer}
+
+    def _check_scope(self, method: str, args: dict[str, Any]) -> None:
+        needed = METHOD_SCOPES.get(method, ())
+        if method in _PER_CHANNEL_TYPE and needed:
+            if method == "conversations.create":
+                private = _truthy(args.get("is_private"))
+            else:
+                channel = self._find_channel(str(args.get("channel") or ""))
+                private = bool(channel and channel["is_private"])
+            needed = needed[1:] if private else needed[:1]
+        missing = [scope for scope in needed if scope not in self.scopes]
+        if missing:
+            raise _SlackError(
+                "missing_scope", needed=",".join(missing), provided=",".join(sorted(self.scopes))
+            )
+
+    def _check_payload(self, method: str, args: dict[str, Any]) -> None:
+        """Block Kit as Slack checks it; a refusal is also recorded for the test to fail on."""
+        if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+            blocks = args.get("blocks")
+            if blocks in (None, "") or (blocks == [] and method == "chat.update"):
+                return
+            errors = block_kit_errors(blocks)
+            if errors:
+                self._invalid.append(InvalidPayload(method, tuple(errors), copy.deepcopy(args)))
+                raise _SlackError(
+                    "invalid_blocks",
+                    errors=errors,
+                    response_metadata={"messages": [f"[ERROR] {e}" for e in errors]},
+                )
+        elif method.startswith("views.") and isinstance(args.get("view"), dict):
+            kind = "home" if method == "views.publish" else "modal"
+            errors = view_errors(args["view"], kind=kind)
+            if errors:
+                self._invalid.append(InvalidPayload(method, tuple(errors), copy.deepcopy(args)))
+                raise _SlackError(
+                    "invalid_arguments",
+                    response_metadata={"messages": [f"[ERROR] {e}" for e in errors]},
+                )
 
     def _check_token(self, method: str, token: str | None) -> None:
         if token and token in self._revoked:
@@ -732,6 +900,13 @@ class SlackStandIn:
                     return web.Response(status=400, text=parse_error)
                 if binding.posts > RESPONSE_URL_LIMIT:
                     return web.Response(status=404, text="used_url")
+                if args.get("blocks") not in (None, ""):
+                    errors = block_kit_errors(args["blocks"])
+                    if errors:
+                        self._invalid.append(
+                            InvalidPayload("response_url", tuple(errors), copy.deepcopy(args))
+                        )
+                        return web.Response(status=400, text="invalid_blocks")
                 self._apply_response(binding, args)
         if fault is not None:
             return _fault_response(fault)
@@ -839,29 +1014,52 @@ class SlackStandIn:
             return self._channels[ref]
         name = ref.removeprefix("#")
         for channel in self._channels.values():
-            if channel["name"] == name:
+            if (name and channel["name"] == name) or (
+                channel.get("is_im") and channel.get("user") == ref
+            ):
                 return channel
         return None
 
-    def _channel_for_post(self, ref: str | None) -> dict[str, Any]:
-        """The channel a message goes to; unknown ids are created so tests need no setup."""
-        if not ref:
-            raise _SlackError("channel_not_found")
-        channel = self._find_channel(ref)
-        if channel is None:
-            if ref.startswith("#"):
-                raise _SlackError("channel_not_found")
-            channel = _new_channel(ref, ref.lower(), is_member=True)
-            self._channels[ref] = channel
-            self._messages[ref] = []
+    def _channel_for_post(
+        self, ref: str | None, *, public_scope: str | None = "chat:write.public"
+    ) -> dict[str, Any]:
+        """The channel a message goes to, refused the way Slack refuses it.
+
+        A user id is that person's DM with the bot. Elsewhere the bot must be a member, except
+        in a public channel when the app has ``public_scope`` (``chat:write.public``).
+        """
+        if ref and ref[:1] in ("U", "W") and ref not in self._channels:
+            return self._direct_message(ref)
+        channel = self._existing_channel(ref)
         if channel["is_archived"]:
             raise _SlackError("is_archived")
+        if not channel["is_member"] and not (public_scope and public_scope in self.scopes):
+            raise _SlackError("not_in_channel")
         return channel
 
     def _existing_channel(self, ref: str | None) -> dict[str, Any]:
+        """A channel the bot can see: it exists, and if private the bot is in it."""
         channel = self._find_channel(ref) if ref else None
-        if channel is None:
+        if channel is None or (channel["is_private"] and not channel["is_member"]):
             raise _SlackError("channel_not_found")
+        return channel
+
+    def _joined_channel(self, ref: str | None) -> dict[str, Any]:
+        """A channel the bot is in (invite, topic, archive); ``not_in_channel`` otherwise."""
+        channel = self._existing_channel(ref)
+        if not channel["is_member"]:
+            raise _SlackError("not_in_channel")
+        return channel
+
+    def _direct_message(self, user_id: str) -> dict[str, Any]:
+        for channel in self._channels.values():
+            if channel.get("is_im") and channel.get("user") == user_id:
+                return channel
+        channel = _new_channel(self._next_id("D"), user_id.lower(), is_member=True)
+        channel.update(is_channel=False, is_im=True, user=user_id, name="")
+        channel["members"].append(user_id)
+        self._channels[channel["id"]] = channel
+        self._messages[channel["id"]] = []
         return channel
 
     def _find_message(self, channel_id: str, ts: str | None) -> dict[str, Any]:
@@ -891,9 +1089,10 @@ class SlackStandIn:
         return message
 
     def _apply_response(self, binding: _ResponseUrl, body: dict[str, Any]) -> None:
-        if binding.channel is None:
+        # A response_url works in any channel the command came from, the bot a member or not.
+        channel = self._find_channel(binding.channel) if binding.channel else None
+        if channel is None:
             return
-        channel = self._channel_for_post(binding.channel)
         with_original = binding.message_ts is not None
         if _truthy(body.get("delete_original")) and with_original:
             self._messages[channel["id"]] = [
@@ -1023,7 +1222,7 @@ class SlackStandIn:
         return {"channel": copy.deepcopy(channel)}
 
     def _conversations_invite(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel = self._existing_channel(args.get("channel"))
+        channel = self._joined_channel(args.get("channel"))
         users = [u for u in str(args.get("users") or "").split(",") if u.strip()]
         if not users:
             raise _SlackError("no_user")
@@ -1034,10 +1233,31 @@ class SlackStandIn:
 
     def _conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._existing_channel(args.get("channel"))
+        if channel["is_archived"]:
+            raise _SlackError("is_archived")
         channel["is_member"] = True
         if BOT_USER_ID not in channel["members"]:
             channel["members"].append(BOT_USER_ID)
         return {"channel": copy.deepcopy(channel)}
+
+    def _conversations_set_topic(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._joined_channel(args.get("channel"))
+        if channel["is_archived"]:
+            raise _SlackError("is_archived")
+        topic = str(args.get("topic") or "")
+        if len(topic) > MAX_TOPIC:
+            raise _SlackError("too_long")
+        channel["topic"] = {"value": topic, "creator": BOT_USER_ID, "last_set": int(time.time())}
+        return {"channel": copy.deepcopy(channel)}
+
+    def _conversations_archive(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._joined_channel(args.get("channel"))
+        if channel["is_archived"]:
+            raise _SlackError("already_archived")
+        if channel["is_general"]:
+            raise _SlackError("cant_archive_general")
+        channel["is_archived"] = True
+        return {}
 
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._existing_channel(args.get("channel"))
@@ -1111,7 +1331,8 @@ class SlackStandIn:
         if any(f is None or not f.uploaded for f in pending):
             raise _SlackError("file_not_found")
         channel_ref = args.get("channel_id") or (args.get("channels") or "").split(",")[0]
-        channel = self._channel_for_post(channel_ref) if channel_ref else None
+        # Sharing a file takes membership: chat:write.public does not cover it.
+        channel = self._channel_for_post(channel_ref, public_scope=None) if channel_ref else None
         completed: list[UploadedFile] = []
         for entry, upload in zip(entries, pending, strict=True):
             assert upload is not None
@@ -1315,3 +1536,143 @@ def _caller_has_running_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+# -------------------------------------------------------------------- Block Kit
+
+_TEXT_TYPES = frozenset({"plain_text", "mrkdwn"})
+_CONTEXT_ELEMENT_TYPES = frozenset({"plain_text", "mrkdwn", "image"})
+_PLAIN_TEXT_ONLY = {
+    # (block or element type, field) whose text object Slack accepts only as plain_text
+    ("header", "text"),
+    ("button", "text"),
+    ("input", "label"),
+    ("input", "hint"),
+    ("modal", "title"),
+    ("modal", "submit"),
+    ("modal", "close"),
+}
+_MAX_INPUT_VALUE = 3000
+
+
+def block_kit_errors(
+    blocks: Any, *, limit: int = MAX_MESSAGE_BLOCKS, at: str = "/blocks"
+) -> list[str]:
+    """Why Slack would refuse ``blocks`` (empty when it would take them).
+
+    slack_sdk's models check each block and its elements (lengths, counts, styles); what they
+    let through but Slack refuses is checked here too: unknown block types and properties,
+    empty texts, mrkdwn where only plain_text goes, context elements that are not text or
+    images, empty actions/context blocks, and more blocks than ``limit``.
+    """
+    if not isinstance(blocks, list):
+        return [f"{at}: blocks must be an array"]
+    errors: list[str] = []
+    if len(blocks) > limit:
+        errors.append(f"{at}: no more than {limit} items allowed (got {len(blocks)})")
+    for i, block in enumerate(blocks):
+        errors += _block_errors(block, f"{at}/{i}")
+    return errors
+
+
+def view_errors(view: Any, *, kind: str) -> list[str]:
+    """Why Slack would refuse a modal (``kind="modal"``) or App Home view (``"home"``)."""
+    if not isinstance(view, dict):
+        return ["/view: must be an object"]
+    errors: list[str] = []
+    if view.get("type") != kind:
+        errors.append(f"/view/type: must be {kind!r} here, not {view.get('type')!r}")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list):
+        return errors + ["/view/blocks: required"]
+    errors += block_kit_errors(blocks, limit=MAX_VIEW_BLOCKS, at="/view/blocks")
+    try:
+        parsed = View(**view).to_dict()
+    except Exception as exc:  # slack_sdk raises its own error or a TypeError
+        return errors + [f"/view: {_reason(exc)}"]
+    errors += _dropped(view, parsed, "/view", skip={"blocks"})
+    errors += _text_rules({k: v for k, v in view.items() if k != "blocks"}, "/view")
+    return errors
+
+
+def _block_errors(block: Any, at: str) -> list[str]:
+    if not isinstance(block, dict):
+        return [f"{at}: must be an object"]
+    try:
+        parsed = Block.parse(block)
+    except Exception as exc:
+        return [f"{at}: {_reason(exc)}"]
+    if parsed is None:
+        return [f"{at}/type: unknown block type {block.get('type')!r}"]
+    try:
+        shown = parsed.to_dict()  # validates the block and, recursively, its elements
+    except Exception as exc:
+        return [f"{at}: {_reason(exc)}"]
+    errors = _dropped(block, shown, at)
+    kind = block.get("type")
+    if kind in ("actions", "context") and not block.get("elements"):
+        errors.append(f"{at}/elements: must have at least 1 element")
+    if kind == "context":
+        for i, element in enumerate(block.get("elements") or []):
+            if isinstance(element, dict) and element.get("type") not in _CONTEXT_ELEMENT_TYPES:
+                errors.append(f"{at}/elements/{i}: a context block holds text and images only")
+    errors += _text_rules(block, at)
+    return errors
+
+
+def _text_rules(value: Any, at: str) -> list[str]:
+    """Text objects are objects with a known type and a non-empty text; some must be plain."""
+    errors: list[str] = []
+    if isinstance(value, dict):
+        kind = value.get("type") if isinstance(value.get("type"), str) else None
+        for key, child in value.items():
+            where = f"{at}/{key}"
+            if key in ("text", "label", "title", "submit", "close", "hint", "placeholder"):
+                if isinstance(child, str) and kind not in _TEXT_TYPES:
+                    errors.append(f"{where}: must be a text object, not a string")
+                elif isinstance(child, dict) and child.get("type") in _TEXT_TYPES:
+                    if not isinstance(child.get("text"), str) or not child["text"]:
+                        errors.append(f"{where}/text: must be more than 0 characters")
+                    plain_only = (kind, key) in _PLAIN_TEXT_ONLY or key == "placeholder"
+                    if plain_only and child["type"] != "plain_text":
+                        errors.append(f"{where}/type: must be plain_text")
+            if (
+                key in ("initial_value",)
+                and isinstance(child, str)
+                and len(child) > _MAX_INPUT_VALUE
+            ):
+                errors.append(f"{where}: must be at most {_MAX_INPUT_VALUE} characters")
+            if key != "text" or isinstance(child, (dict, list)):
+                errors += _text_rules(child, where)
+    elif isinstance(value, list):
+        for i, child in enumerate(value):
+            errors += _text_rules(child, f"{at}/{i}")
+    return errors
+
+
+def _dropped(
+    sent: Any, parsed: Any, at: str, skip: frozenset[str] | set[str] = frozenset()
+) -> list[str]:
+    """Properties slack_sdk's model did not keep: Slack refuses them as unknown."""
+    errors: list[str] = []
+    if isinstance(sent, dict) and isinstance(parsed, dict):
+        for key, value in sent.items():
+            if key in skip:
+                continue
+            if key not in parsed:
+                if value not in (None, [], {}):
+                    errors.append(f"{at}/{key}: unknown property")
+                elif value == []:
+                    errors.append(f"{at}/{key}: must not be empty")
+                continue
+            errors += _dropped(value, parsed[key], f"{at}/{key}")
+    elif isinstance(sent, list) and isinstance(parsed, list) and len(sent) == len(parsed):
+        for i, (a, b) in enumerate(zip(sent, parsed, strict=True)):
+            errors += _dropped(a, b, f"{at}/{i}")
+    return errors
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, SlackObjectFormationError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

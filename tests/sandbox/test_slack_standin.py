@@ -261,6 +261,7 @@ async def test_preloaded_channel_join_and_unknown_channel(
     slack: SlackStandIn, async_client: AsyncWebClient
 ) -> None:
     slack.add_channel("C0OUTSIDE", "platform", is_member=False)
+    slack.scopes |= {"channels:join"}
 
     before = await async_client.conversations_info(channel="C0OUTSIDE")
     await async_client.conversations_join(channel="C0OUTSIDE")
@@ -285,7 +286,11 @@ async def test_unknown_method_answers_unknown_method_and_is_recorded(
 async def test_views_open_and_publish_return_views_with_ids(
     slack: SlackStandIn, async_client: AsyncWebClient
 ) -> None:
-    modal = {"type": "modal", "title": {"type": "plain_text", "text": "Declare"}, "blocks": []}
+    modal = {
+        "type": "modal",
+        "title": {"type": "plain_text", "text": "Declare"},
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Declare?"}}],
+    }
     home = {"type": "home", "blocks": [{"type": "divider"}]}
 
     opened = await async_client.views_open(trigger_id=signing.new_trigger_id(), view=modal)
