@@ -74,6 +74,18 @@ async def app_token_problem(app_token: str, base_url: str) -> str | None:
     return None
 
 
+# Slack's answers meaning "this channel will not take the bot's message" (not a member, a
+# private channel it cannot see, archived): the person is told through the response_url.
+CHANNEL_REFUSALS = frozenset({"not_in_channel", "channel_not_found", "is_archived"})
+
+
+def post_refused(exc: BaseException) -> str | None:
+    """The Slack error code when ``exc`` is a channel refusing the bot; None otherwise."""
+    response = getattr(exc, "response", None)
+    error = response.get("error") if response is not None else None
+    return error if error in CHANNEL_REFUSALS else None
+
+
 def scrub(value: Any) -> Any:
     """Redact a string or any structure of dicts/lists holding strings (for the incident log,
     trackers and files: the bot's own mentions and links become plain text)."""

@@ -14,8 +14,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from bot.errors import HokusaiError
+from bot.outbound import post_refused
 from bot.slack.access import AccessRefused, channel_refusal
-from bot.slack.commanding import CommandRequest, Reply, UsageError
+from bot.slack.commanding import CommandRequest, Reply, UsageError, not_a_member
 
 if TYPE_CHECKING:
     from bot.slack.services import Services
@@ -116,12 +117,19 @@ async def _run(module: ModuleType, parsed: Any, req: CommandRequest, services: S
         log.warning("/hokusai %s: %s", module.NAME, exc.message)
         reply = Reply(f":warning: `/hokusai {module.NAME}`: {exc.message}")
     except Exception as exc:
-        # One place turns a failure into a short answer; the traceback goes to the log only.
-        log.exception("/hokusai %s failed (%s)", module.NAME, type(exc).__name__)
-        reply = Reply(
-            f":warning: `/hokusai {module.NAME}` failed: {type(exc).__name__}. "
-            "Nothing was changed; the details are in the bot's log."
-        )
+        refused = post_refused(exc)
+        if refused:
+            # The channel would not take a post (the bot is not in it): say so, through the
+            # response_url, which works where the bot is not a member.
+            log.warning("/hokusai %s: the channel refused a post (%s)", module.NAME, refused)
+            reply = Reply(f":warning: `/hokusai {module.NAME}`: {not_a_member(refused)}")
+        else:
+            # One place turns a failure into a short answer; the traceback goes to the log only.
+            log.exception("/hokusai %s failed (%s)", module.NAME, type(exc).__name__)
+            reply = Reply(
+                f":warning: `/hokusai {module.NAME}` failed: {type(exc).__name__}. "
+                "Nothing was changed; the details are in the bot's log."
+            )
     if reply is not None:
         await deliver(reply, req, services)
 
@@ -135,10 +143,24 @@ async def deliver(reply: Reply, req: CommandRequest, services: Services) -> str 
         else:
             await outbound.ephemeral(req.channel_id, req.user_id, reply.text, reply.blocks)
         return None
-    ts = await outbound.post(req.channel_id, reply.text, reply.blocks)
+    try:
+        ts = await outbound.post(req.channel_id, reply.text, reply.blocks)
+    except Exception as exc:
+        refused = post_refused(exc)
+        if not (refused and req.response_url):
+            raise
+        # Meant for the channel, which refuses the bot: its author still gets the answer.
+        note = f":lock: Only you see this: {not_a_member(refused)}"
+        blocks = reply.blocks and [_context(note), *reply.blocks]
+        await outbound.respond(req.response_url, f"{note}\n{reply.text}", blocks)
+        return None
     for follow_up in reply.thread:
         await outbound.post(req.channel_id, follow_up.text, follow_up.blocks, thread_ts=ts)
     return ts
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 def _short(word: str) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk.errors import SlackApiError
 
+from bot.outbound import post_refused
 from bot.runbook.catalog import catalog
 from bot.runbook.model import Runbook
 from bot.runbook.render import (
@@ -46,7 +47,7 @@ from bot.runbook.walkthrough import (
     advance,
 )
 from bot.slack.access import AccessRefused, channel_refusal
-from bot.slack.commanding import CommandRequest, Reply, UsageError, pop_options
+from bot.slack.commanding import CommandRequest, Reply, UsageError, not_a_member, pop_options
 
 if TYPE_CHECKING:
     from bot.slack.services import Services
@@ -197,8 +198,8 @@ async def _if_first(services: Services, body: dict[str, Any], work: Any) -> None
         await work(services, body)
 
 
-def _who(body: dict[str, Any]) -> tuple[str, str]:
-    return _channel(body), _user(body)
+def _who(body: dict[str, Any]) -> tuple[str, str, str]:
+    return _channel(body), _user(body), body.get("response_url") or ""
 
 
 def _action(body: dict[str, Any]) -> dict[str, Any]:
@@ -242,7 +243,8 @@ async def _explain(services: Services, body: dict[str, Any], why: str) -> None:
     text = f":warning: {why[:1].upper()}{why[1:]} {NOTHING_CHANGED}"
     try:
         if channel:
-            await services.outbound.ephemeral(channel, user, text)
+            # The click's response_url reaches the person even where the bot is not a member.
+            await services.tell(channel, user, text, response_url=body.get("response_url") or "")
         elif user:
             # A modal submission for a walkthrough we cannot find has no channel: use the DM.
             await services.outbound.post(user, text)
@@ -351,6 +353,16 @@ async def _show(services: Services, walk: _Walk, state: WalkState, body: dict[st
         log.warning(
             "could not update walkthrough %s: %s", walk.record.id, exc.response.get("error")
         )
+        refused = post_refused(exc)
+        if refused:
+            # The step is recorded but nobody sees it: the person who clicked must know.
+            await services.tell(
+                channel,
+                _user(body),
+                f":warning: Recorded, but the walkthrough message could not show it: "
+                f"{not_a_member(refused)}",
+                response_url=body.get("response_url") or "",
+            )
 
 
 def _log(services: Services, walk: _Walk, line: str, user: str) -> None:

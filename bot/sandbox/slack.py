@@ -91,7 +91,6 @@ _STOP_TIMEOUT = 10.0
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
-MAX_TOPIC = 250
 
 METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     # Bot-token scopes a Web API method needs (Slack's method reference). A conversations.*
@@ -252,8 +251,6 @@ class SlackStandIn:
             "conversations.create": self._conversations_create,
             "conversations.invite": self._conversations_invite,
             "conversations.join": self._conversations_join,
-            "conversations.setTopic": self._conversations_set_topic,
-            "conversations.archive": self._conversations_archive,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
@@ -1239,25 +1236,6 @@ class SlackStandIn:
         if BOT_USER_ID not in channel["members"]:
             channel["members"].append(BOT_USER_ID)
         return {"channel": copy.deepcopy(channel)}
-
-    def _conversations_set_topic(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel = self._joined_channel(args.get("channel"))
-        if channel["is_archived"]:
-            raise _SlackError("is_archived")
-        topic = str(args.get("topic") or "")
-        if len(topic) > MAX_TOPIC:
-            raise _SlackError("too_long")
-        channel["topic"] = {"value": topic, "creator": BOT_USER_ID, "last_set": int(time.time())}
-        return {"channel": copy.deepcopy(channel)}
-
-    def _conversations_archive(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel = self._joined_channel(args.get("channel"))
-        if channel["is_archived"]:
-            raise _SlackError("already_archived")
-        if channel["is_general"]:
-            raise _SlackError("cant_archive_general")
-        channel["is_archived"] = True
-        return {}
 
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._existing_channel(args.get("channel"))

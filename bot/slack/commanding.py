@@ -64,6 +64,16 @@ class CommandRequest:
         )
 
 
+def not_a_member(error: str) -> str:
+    """What to do when a channel refuses the bot's post (``not_in_channel``...)."""
+    if error == "is_archived":
+        return "this channel is archived, so I could not post in it (`is_archived`)."
+    return (
+        f"I could not post in this channel (`{error}`): I am not a member of it. "
+        "Invite me with `/invite @hokusai`, then try again."
+    )
+
+
 def unescape(text: str) -> str:
     """Slack's escaping undone, for text that never goes back into mrkdwn (channel names)."""
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -125,19 +125,27 @@ class Services:
             ) from None
 
     def spawn(
-        self, coro: Coroutine[Any, Any, Any], *, notify: tuple[str, str] | None = None
+        self, coro: Coroutine[Any, Any, Any], *, notify: tuple[str, ...] | None = None
     ) -> asyncio.Task[Any]:
         """Run work after the ack; the task is kept so it is not garbage-collected.
 
-        A failure is logged, and when ``notify`` is ``(channel, user)`` that person is told in
-        a short ephemeral message: a click never ends in silence.
+        A failure is logged, and when ``notify`` is ``(channel, user[, response_url])`` that
+        person is told in a short message (``tell``): a click never ends in silence.
         """
         task = asyncio.get_running_loop().create_task(self._guarded(coro, notify))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _guarded(self, coro: Coroutine[Any, Any, Any], notify: tuple[str, str] | None) -> Any:
+    async def tell(self, channel: str, user: str, text: str, *, response_url: str = "") -> None:
+        """Say something to one person: through the request's ``response_url`` when there is
+        one (it works where the bot is not a channel member), else an ephemeral message."""
+        if response_url:
+            await self.outbound.respond(response_url, text)
+        else:
+            await self.outbound.ephemeral(channel, user, text)
+
+    async def _guarded(self, coro: Coroutine[Any, Any, Any], notify: tuple[str, ...] | None) -> Any:
         sent = response_sent.get()
         if sent is not None:
             try:
@@ -162,8 +170,9 @@ class Services:
                     "changed; the details are in the bot's log."
                 )
             if notify and notify[0] and notify[1]:
+                channel, user, *rest = notify
                 try:
-                    await self.outbound.ephemeral(notify[0], notify[1], said)
+                    await self.tell(channel, user, said, response_url=rest[0] if rest else "")
                 except Exception:
                     log.warning("could not tell the user about the failure either")
             return None

@@ -102,20 +102,6 @@ async def test_files_are_shared_only_where_the_bot_is(slack, client) -> None:
     assert [f.channel for f in slack.files] == [DEFAULT_CHANNEL_ID]
 
 
-async def test_a_created_channel_has_the_bot_and_takes_topic_and_archive(slack, client) -> None:
-    created = await client.conversations_create(name="inc-20260301-registry")
-    channel = created["channel"]["id"]
-
-    await client.conversations_setTopic(channel=channel, topic="SEV2 · investigating")
-    too_long = await _error(client.conversations_setTopic(channel=channel, topic="x" * 251))
-    await client.conversations_archive(channel=channel)
-    archived = await _error(client.chat_postMessage(channel=channel, text="late"))
-
-    assert slack.channel(channel)["topic"]["value"] == "SEV2 · investigating"
-    assert too_long["error"] == "too_long"
-    assert archived["error"] == "is_archived"
-
-
 async def test_a_user_id_posts_in_the_bots_direct_messages(slack, client) -> None:
     sent = await client.chat_postMessage(channel="U0ONCALL", text="only for you")
 
