@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Environment, HokusaiConfig
 from bot.errors import HokusaiError
-from bot.outbound import Outbound
+from bot.outbound import Outbound, channel_refusal
 from bot.redaction import Redactor, default_redactor
 from bot.settings import Settings
 from bot.slack.access import AccessControl
@@ -138,12 +138,15 @@ class Services:
         return task
 
     async def tell(self, channel: str, user: str, text: str, *, response_url: str = "") -> None:
-        """Say something to one person: through the request's ``response_url`` when there is
-        one (it works where the bot is not a channel member), else an ephemeral message."""
-        if response_url:
-            await self.outbound.respond(response_url, text)
-        else:
+        """Say something to one person in an ephemeral message; where the channel refuses the
+        bot (not a member, private), through the request's ``response_url``, which works there.
+        """
+        try:
             await self.outbound.ephemeral(channel, user, text)
+        except Exception as exc:
+            if not (response_url and channel_refusal(exc)):
+                raise
+            await self.outbound.respond(response_url, text)
 
     async def _guarded(self, coro: Coroutine[Any, Any, Any], notify: tuple[str, ...] | None) -> Any:
         sent = response_sent.get()

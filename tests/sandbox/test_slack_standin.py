@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.sandbox import signing
-from bot.sandbox.slack import DEFAULT_CHANNEL_ID, SlackStandIn
+from bot.sandbox.slack import DEFAULT_CHANNEL_ID, SlackStandIn, manifest_scopes
 
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy")
 
@@ -53,7 +53,9 @@ def signing_secret() -> str:
 
 @pytest.fixture(scope="module")
 def running_standin(bot_token: str) -> Iterator[SlackStandIn]:
-    with SlackStandIn(bot_token=bot_token) as standin:
+    # The stand-in's own methods are exercised here, beyond what the bot's manifest grants.
+    scopes = manifest_scopes() | {"channels:read", "channels:join", "users:read"}
+    with SlackStandIn(bot_token=bot_token, scopes=scopes) as standin:
         yield standin
 
 
@@ -261,7 +263,6 @@ async def test_preloaded_channel_join_and_unknown_channel(
     slack: SlackStandIn, async_client: AsyncWebClient
 ) -> None:
     slack.add_channel("C0OUTSIDE", "platform", is_member=False)
-    slack.scopes |= {"channels:join"}
 
     before = await async_client.conversations_info(channel="C0OUTSIDE")
     await async_client.conversations_join(channel="C0OUTSIDE")

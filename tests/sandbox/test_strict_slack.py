@@ -64,6 +64,7 @@ async def test_a_channel_nobody_configured_or_created_does_not_exist(slack, clie
 
 async def test_a_private_channel_the_bot_is_not_in_is_invisible_to_it(slack, client) -> None:
     slack.add_channel("G0SECRET", "inc-secret", is_private=True, is_member=False)
+    slack.scopes |= {"groups:write"}  # so the invite is refused for the channel, not the scope
 
     answers = [
         await _error(client.chat_postMessage(channel="G0SECRET", text="results")),

@@ -129,4 +129,6 @@ async def test_a_click_after_the_bot_left_the_channel_is_answered_through_the_re
 
     (answer,) = [r["text"] for r in slack.responses("click")]
     assert "channel_not_found" in answer and "/invite @hokusai" in answer
-    assert slack.calls_to("chat.postEphemeral") == []  # it would have failed there too
+    # The ephemeral was tried first and refused like the update: the response_url got through.
+    refused = slack.calls_to("chat.postEphemeral")
+    assert len(refused) == 1 and refused[0].args["channel"] == PRIVATE
