@@ -116,6 +116,7 @@ METHOD_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.history": ("channels:history", "groups:history"),
     "conversations.replies": ("channels:history", "groups:history"),
     "users.info": ("users:read",),
+    "usergroups.list": ("usergroups:read",),
     "usergroups.users.list": ("usergroups:read",),
     "reactions.add": ("reactions:write",),
     "files.getUploadURLExternal": ("files:write",),

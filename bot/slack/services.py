@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.config import ConfigError, Environment, HokusaiConfig
 from bot.errors import HokusaiError
-from bot.outbound import Outbound, channel_refusal
+from bot.outbound import Outbound, post_refused
 from bot.redaction import Redactor, default_redactor
 from bot.settings import Settings
 from bot.slack.access import AccessControl
@@ -144,7 +144,7 @@ class Services:
         try:
             await self.outbound.ephemeral(channel, user, text)
         except Exception as exc:
-            if not (response_url and channel_refusal(exc)):
+            if not (response_url and post_refused(exc)):
                 raise
             await self.outbound.respond(response_url, text)
 
