@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/diagnose.py
 	$(BIN)/python bench/redaction.py
 	$(BIN)/python bench/incidents.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -199,7 +199,7 @@ async def _newest_stream_head(ctx: CheckContext, group: str) -> dict[str, Any] |
 
 
 def _what_was_read(read: WindowRead) -> str:
-    """``; read the newest 5,000 lines (since 10:42 UTC)`` when the window was not read whole."""
+    """``; read the newest 2,000 lines (since 10:42 UTC)`` when the window was not read whole."""
     if read.complete:
         return ""
     since = time.strftime("%H:%M", time.gmtime(read.read_from_ms / 1000))
