@@ -262,15 +262,14 @@ async def _diagnose(env: Environment, latency: float) -> tuple[DiagnoseReport, _
 def measure(label: str, account: Account, latency: float, runs: int = 1) -> Step:
     """One step: the diagnose run ``runs`` times, the fastest wall kept (the machine is shared;
     the calls and the report are the same every run)."""
-    walls, cpus = [], []
+    done = []
     with _PeakRss() as rss:
         for _ in range(runs):
             start, cpu = time.perf_counter(), _cpu_s()
             report, aws = asyncio.run(_diagnose(account.env, latency))
-            walls.append(time.perf_counter() - start)
-            cpus.append((_cpu_s() - cpu - aws.aws_cpu_s, aws.aws_cpu_s))
-    wall = min(walls)
-    bot_cpu, aws_cpu = min(cpus)
+            wall = time.perf_counter() - start
+            done.append((wall, _cpu_s() - cpu - aws.aws_cpu_s, aws.aws_cpu_s, report, aws))
+    wall, bot_cpu, aws_cpu, report, aws = min(done, key=lambda run: run[0])
     shares = {o.id: o.duration_ms / 1000 / REGISTRY[o.check_id].timeout for o in report.outcomes}
     worst = max(shares.items(), key=lambda kv: kv[1])
     over = [o.id for o in report.outcomes if o.status is Status.TIMEOUT or shares[o.id] > 1]
