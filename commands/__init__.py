@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # In the order /hokusai help lists them.
-_MODULES = ("help", "diagnose", "incident", "ticket", "runbook")
+_MODULES = ("help", "diagnose", "watch", "incident", "ticket", "runbook")
 
 
 def _load() -> dict[str, ModuleType]:

@@ -178,3 +178,20 @@ def database(request, tmp_path) -> str | Path:
         return tmp_path / "hokusai.db"
     server = request.getfixturevalue("postgres_server")
     return server.create_database(f"t{next(_database_names)}_{os.getpid()}")
+
+
+@pytest.fixture(scope="session")
+def shared_mlflow(tmp_path_factory) -> Iterator:
+    """MLflow takes seconds to start: the sandboxes of a test session share one (their
+    breakage is elsewhere)."""
+    from bot.sandbox.mlflow_server import MlflowServer
+    from bot.sandbox.world import PUBLIC_HOSTNAME
+
+    workdir = tmp_path_factory.mktemp("mlflow")
+    hosts = [PUBLIC_HOSTNAME, "127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*"]
+    server = MlflowServer(workdir, allowed_hosts=hosts).start()
+    server.seed()
+    try:
+        yield server
+    finally:
+        server.stop()

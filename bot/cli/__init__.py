@@ -9,11 +9,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from bot.cli import db, demo, diagnose, incident, manifest, redact, runbook, serve
+from bot.cli import db, demo, diagnose, incident, manifest, redact, runbook, serve, watch
 from bot.cli.common import Parser, run
 
 # In the order `hokusai --help` lists them.
-SUBCOMMANDS = (serve, manifest, redact, runbook, incident, demo, diagnose, db)
+SUBCOMMANDS = (serve, manifest, redact, runbook, incident, demo, diagnose, db, watch)
 
 
 def build_parser() -> Parser:

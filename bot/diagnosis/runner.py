@@ -275,6 +275,18 @@ class Runner:
                     pending.append(need)
         return [i for i in everything if i in chosen]
 
+    def requested(self, scopes: Sequence[str]) -> list[CheckInstance]:
+        """The instances ``scopes`` name themselves, without the ones they need, in path order
+        (everything when there is no scope).
+
+        Raises:
+            UnknownScope: a scope names nothing known.
+        """
+        return [i for i in self.select(scopes) if not scopes or self._requested_by(i, scopes)]
+
+    def _requested_by(self, instance: CheckInstance, scopes: Sequence[str]) -> bool:
+        return any(self._matches(instance, s) for s in scopes)
+
     def needs_of(
         self, instance: CheckInstance, pool: Sequence[CheckInstance]
     ) -> list[CheckInstance]:

@@ -159,6 +159,44 @@ def m002_summary_indexes(db: Database) -> None:
     db.table("findings").create_index(["incident_id", "status"])
 
 
+@MIGRATIONS()
+def m003_watches(db: Database) -> None:
+    """Watches: what each follows, its state after the latest tick, and its one message."""
+    db.table("watches").create(
+        {
+            "id": int,
+            "channel_id": str,
+            "incident_id": int,
+            "env": str,
+            "scopes": str,
+            "check_ids": str,
+            "every_s": float,
+            "burst": int,
+            "recover_after": int,
+            "started_by": str,
+            "started_at": str,
+            "ends_at": str,
+            "status": str,
+            "message_ts": str,
+            "tick": int,
+            "state": str,
+            "updated_at": str,
+            "ended_at": str,
+        },
+        pk="id",
+        not_null={"channel_id", "env", "status", "started_at", "ends_at"},
+        foreign_keys=[("incident_id", "incidents", "id")],
+    )
+    # One running watch per channel, enforced by the database so two processes cannot race.
+    db.execute(
+        "CREATE UNIQUE INDEX idx_watches_active_channel ON watches(channel_id) "
+        "WHERE status = 'active'"
+    )
+    db.table("watches").create_index(["status"])
+    # A watch's default scope is the channel's latest diagnose.
+    db.table("diagnose_runs").create_index(["channel", "id"])
+
+
 def apply_migrations(db: Database | PgDatabase) -> list[str]:
     """Apply pending migrations under one write lock; returns the names applied.
 

@@ -82,6 +82,14 @@ class StaleSession(StoreError):
     """A runbook session changed since it was read (optimistic lock lost)."""
 
 
+class WatchExists(StoreError):
+    """The channel already has a running watch (``.watch``)."""
+
+    def __init__(self, watch: WatchRow) -> None:
+        super().__init__(f"watch #{watch.id} is already running in this channel")
+        self.watch = watch
+
+
 def to_ts(when: datetime) -> str:
     """A fixed-width, sortable UTC timestamp: ``2026-01-31T12:00:00.000000Z``."""
     if when.tzinfo is None:
@@ -265,6 +273,34 @@ class RunbookSession(_FromRow):
     started_at: datetime
     updated_at: datetime
     updated_by: str | None
+
+
+@dataclass(frozen=True)
+class WatchRow(_FromRow):
+    """A ``/hokusai watch``: what it follows, how often, and its state after the latest tick."""
+
+    id: int
+    channel_id: str
+    incident_id: int | None
+    env: str
+    scopes: list[str]
+    check_ids: list[str]
+    every_s: float
+    burst: int
+    recover_after: int
+    started_by: str | None
+    started_at: datetime
+    ends_at: datetime
+    status: str  # active, stopped (by a person) or ended (its time ran out)
+    message_ts: str | None
+    tick: int
+    state: dict[str, Any]
+    updated_at: datetime | None = None
+    ended_at: datetime | None = None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == "active"
 
 
 @dataclass(frozen=True)
@@ -1073,6 +1109,152 @@ class IncidentStore:
             if isinstance(dest, PgDatabase):
                 dest.restart_identities()
         return copied
+
+    # -- watches -----------------------------------------------------------------------------
+
+    def start_watch(
+        self,
+        *,
+        channel_id: str,
+        incident_id: int | None,
+        env: str,
+        scopes: Sequence[str],
+        check_ids: Sequence[str],
+        every_s: float,
+        burst: int,
+        recover_after: int,
+        ends_at: datetime,
+        actor: str | None,
+        now: datetime | None = None,
+    ) -> WatchRow:
+        """Record a new running watch (and put it on the incident's timeline).
+
+        Raises:
+            WatchExists: the channel already has a running watch.
+        """
+        at = to_ts(_now(now))
+        try:
+            with self._transaction() as db:
+                existing = self._active_watch_in(db, channel_id)
+                if existing:
+                    raise WatchExists(existing)
+                watch_id = self._insert(
+                    db,
+                    "watches",
+                    {
+                        "channel_id": channel_id,
+                        "incident_id": incident_id,
+                        "env": env,
+                        "scopes": list(scopes),
+                        "check_ids": list(check_ids),
+                        "every_s": every_s,
+                        "burst": burst,
+                        "recover_after": recover_after,
+                        "started_by": actor,
+                        "started_at": at,
+                        "ends_at": to_ts(ends_at),
+                        "status": "active",
+                        "tick": 0,
+                        "state": {},
+                        "updated_at": at,
+                    },
+                )
+                if incident_id is not None:
+                    self._insert(
+                        db,
+                        "timeline",
+                        {
+                            "incident_id": incident_id,
+                            "at": at,
+                            "actor": actor,
+                            "kind": "watch",
+                            "text": f"Watch #{watch_id} started: {len(check_ids)} checks "
+                            f"every {every_s:g}s",
+                            "ref": f"watch:{watch_id}",
+                        },
+                    )
+        except sqlite3.IntegrityError:
+            # Another process started one in this channel between our check and insert.
+            with self._db() as db:
+                existing = self._active_watch_in(db, channel_id)
+            if existing:
+                raise WatchExists(existing) from None
+            raise
+        return self.watch(watch_id)
+
+    def _active_watch_in(self, db: Database, channel_id: str) -> WatchRow | None:
+        rows = list(
+            db.query(
+                "SELECT * FROM watches WHERE channel_id = ? AND status = 'active'", [channel_id]
+            )
+        )
+        return WatchRow.from_row(rows[0]) if rows else None
+
+    def watch(self, watch_id: int) -> WatchRow:
+        rows = self._rows("SELECT * FROM watches WHERE id = ?", [watch_id])
+        if not rows:
+            raise StoreError(f"no watch #{watch_id}")
+        return WatchRow.from_row(rows[0])
+
+    def active_watch(self, channel_id: str) -> WatchRow | None:
+        """The running watch of a channel, if any."""
+        with self._db() as db:
+            return self._active_watch_in(db, channel_id)
+
+    def active_watches(self) -> list[WatchRow]:
+        rows = self._rows("SELECT * FROM watches WHERE status = 'active' ORDER BY id")
+        return [WatchRow.from_row(r) for r in rows]
+
+    def save_watch(
+        self,
+        watch_id: int,
+        *,
+        tick: int,
+        expected_tick: int,
+        state: dict[str, Any],
+        now: datetime | None = None,
+    ) -> bool:
+        """Save a running watch's state after a tick, if it is still running and nobody saved
+        a later tick meanwhile (False otherwise: the caller stops running it)."""
+        with self._db() as db:
+            cursor = self._write(
+                db,
+                "UPDATE watches SET tick = ?, state = ?, updated_at = ?"
+                " WHERE id = ? AND status = 'active' AND tick = ?",
+                [
+                    tick,
+                    json.dumps(self._scrub(state), default=str),
+                    to_ts(_now(now)),
+                    watch_id,
+                    expected_tick,
+                ],
+            )
+        return cursor.rowcount == 1
+
+    def set_watch_message(self, watch_id: int, message_ts: str) -> None:
+        with self._db() as db:
+            self._write(
+                db, "UPDATE watches SET message_ts = ? WHERE id = ?", [message_ts, watch_id]
+            )
+
+    def end_watch(self, watch_id: int, *, status: str, now: datetime | None = None) -> bool:
+        """Mark a running watch ``stopped`` or ``ended``; False when it was not running."""
+        if status not in ("stopped", "ended"):
+            raise StoreError(f"a watch ends as stopped or ended, not {status!r}")
+        with self._db() as db:
+            cursor = self._write(
+                db,
+                "UPDATE watches SET status = ?, ended_at = ? WHERE id = ? AND status = 'active'",
+                [status, to_ts(_now(now)), watch_id],
+            )
+        return cursor.rowcount == 1
+
+    def latest_run_in_channel(self, channel_id: str) -> DiagnoseRun | None:
+        """The newest diagnose run recorded from a channel."""
+        rows = self._rows(
+            "SELECT * FROM diagnose_runs WHERE channel = ? ORDER BY id DESC LIMIT 1", [channel_id]
+        )
+        return DiagnoseRun.from_row(rows[0]) if rows else None
 
     # -- dedupe and leases -------------------------------------------------------------------
 

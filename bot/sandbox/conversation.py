@@ -44,9 +44,17 @@ class Conversation:
         config_path: hokusai.yml the bot reads.
         db_path: the incident log.
         tracker: start a Linear stand-in and give the bot its URL and a key.
+        app_overrides: objects handed to ``build_app`` (the demo's short watch ticks).
     """
 
-    def __init__(self, config_path: Path, db_path: Path, *, tracker: bool = True) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        db_path: Path,
+        *,
+        tracker: bool = True,
+        app_overrides: dict[str, Any] | None = None,
+    ) -> None:
         self.config_path = Path(config_path)
         self.db_path = Path(db_path)
         self.signing_secret = fakes.signing_secret()
@@ -56,6 +64,7 @@ class Conversation:
         self.server: BotServer | None = None
         self._environ = EnvironPatch()
         self._trigger = 0
+        self.app_overrides = dict(app_overrides or {})
 
     def start(self) -> Conversation:
         self.slack.start()
@@ -71,25 +80,37 @@ class Conversation:
             env["LINEAR_API_URL"] = self.tracker.linear_url
             env["LINEAR_API_KEY"] = fakes.linear_api_key()
         self._environ.set(**env)
+        self._start_bot()
+        return self
+
+    def _start_bot(self) -> None:
         from bot.settings import load_settings
         from bot.slack.app import build_app
+        from bot.watch.supervisor import supervisor_for
 
-        self.server = BotServer(build_app(load_settings())).start()
-        return self
+        self.server = BotServer(build_app(load_settings(), **self.app_overrides)).start()
+        # As `hokusai serve` does: watches left running by an earlier process are taken up.
+        services = self.server.app.hokusai_services  # type: ignore[attr-defined]
+        self.server.run_coroutine(_start(supervisor_for(services)))
+
+    def _stop_bot(self) -> None:
+        from bot.watch.supervisor import supervisor_for
+
+        assert self.server is not None
+        services = self.server.app.hokusai_services  # type: ignore[attr-defined]
+        self.server.run_coroutine(supervisor_for(services).stop())
+        self.server.stop()
+        self.server = None
 
     def restart_bot(self) -> None:
         """A new bot process, as after a deploy: same database, same Slack."""
-        from bot.settings import load_settings
-        from bot.slack.app import build_app
-
         assert self.server is not None
-        self.server.stop()
-        self.server = BotServer(build_app(load_settings())).start()
+        self._stop_bot()
+        self._start_bot()
 
     def stop(self) -> None:
         if self.server is not None:
-            self.server.stop()
-            self.server = None
+            self._stop_bot()
         if self.tracker is not None:
             self.tracker.stop()
         self.slack.stop()
@@ -233,3 +254,7 @@ def find_button(message: dict[str, Any], label: str) -> dict[str, Any]:
             if text.lower().startswith(label.lower()):
                 return {**element, "_block_id": block.get("block_id")}
     raise LookupError(f"no button {label!r} on the message; buttons: {labels}")
+
+
+async def _start(supervisor: Any) -> None:
+    supervisor.start()  # needs the server's running loop

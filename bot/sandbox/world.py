@@ -33,7 +33,7 @@ import yaml
 
 from bot.config import Environment, HokusaiConfig, parse_config
 from bot.diagnosis.checks.routing import ListenerRule, Probe, evaluate, sort_rules
-from bot.sandbox import fakes
+from bot.sandbox import controls, fakes
 from bot.sandbox.dns_server import DnsServer
 from bot.sandbox.environ import EnvironPatch
 from bot.sandbox.mlflow_server import MlflowServer
@@ -55,6 +55,9 @@ class Runtime:
     accept_auth: str = "bearer"
     mlflow_reachable_from_api: bool = True
     allowed_hosts_include_public: bool = True
+    # A task of the API service left registered in MLflow's target group: every other
+    # request to MLflow's paths reaches FastAPI, which answers 404.
+    stale_mlflow_target: bool = False
 
 
 RUNTIMES: dict[str, Runtime] = {
@@ -64,10 +67,19 @@ RUNTIMES: dict[str, Runtime] = {
     "mlflow-down": Runtime(mlflow_reachable_from_api=False),
     "bad-allowed-hosts": Runtime(allowed_hosts_include_public=False),
     "stale-discovery": Runtime(mlflow_reachable_from_api=False),
+    "intermittent": Runtime(stale_mlflow_target=True),
 }
 
 # Scenarios only the sandbox knows (no AWS change): name -> (description, layer, class, check).
 SANDBOX_SCENARIOS: dict[str, tuple[str, str, str, str]] = {
+    "intermittent": (
+        "One of MLflow's two targets is a stale API task: the load balancer's round robin "
+        'sends every other request for /api/2.0/mlflow/* there, and it answers 404 {"detail":'
+        '"Not Found"}. A single diagnose can pass by luck.',
+        "app",
+        "configuration",
+        "app.route-probe[mlflow-direct]",
+    ),
     "auth-header": (
         "The API service reads the key from X-API-Key only: a valid key sent as "
         "Authorization: Bearer, as documented, gets 'API key required'.",
@@ -134,11 +146,14 @@ class EdgeRouter:
         self._elbv2 = session.client("elbv2", endpoint_url=endpoint)
         self._platform = platform
         self.upstreams: dict[str, str] = {}  # ECS service name -> URL
+        # Registered target -> URL, for a target that is not its service (a stale task).
+        self.target_upstreams: dict[str, str] = {}
+        self._turn = 0  # round robin across a target group's healthy targets
         self._service_by_tg = {arn: svc for svc, arn in platform.target_groups.items()}
         self._lock = threading.Lock()
-        self._cached: tuple[float, list[ListenerRule], dict[str, bool]] | None = None
+        self._cached: tuple[float, list[ListenerRule], dict[str, list[str]]] | None = None
 
-    def _rules(self) -> tuple[list[ListenerRule], dict[str, bool]]:
+    def _rules(self) -> tuple[list[ListenerRule], dict[str, list[str]]]:
         with self._lock:
             now = time.monotonic()
             if self._cached and now - self._cached[0] < RULES_TTL:
@@ -152,16 +167,17 @@ class EdgeRouter:
                     rules = sort_rules([ListenerRule.from_api(r) for r in raw])
                 except self._elbv2.exceptions.ListenerNotFoundException:
                     rules = []
-            healthy: dict[str, bool] = {}
+            healthy: dict[str, list[str]] = {}
             for arn in self._service_by_tg:
                 try:
                     states = self._elbv2.describe_target_health(TargetGroupArn=arn)
-                    healthy[arn] = any(
-                        d["TargetHealth"]["State"] == "healthy"
+                    healthy[arn] = [
+                        d["Target"]["Id"]
                         for d in states["TargetHealthDescriptions"]
-                    )
+                        if d["TargetHealth"]["State"] == "healthy"
+                    ]
                 except Exception:
-                    healthy[arn] = False
+                    healthy[arn] = []
             self._cached = (now, rules, healthy)
             return rules, healthy
 
@@ -187,7 +203,12 @@ class EdgeRouter:
             if not healthy.get(forward.target_group_arn):
                 return ProxyRule(path, fixed=_ELB_503, name=rule.label)
             if service and service in self.upstreams:
-                return ProxyRule(path, upstream=self.upstreams[service], name=rule.label)
+                targets = healthy[forward.target_group_arn]
+                with self._lock:
+                    self._turn += 1
+                    target = targets[self._turn % len(targets)]
+                upstream = self.target_upstreams.get(target, self.upstreams[service])
+                return ProxyRule(path, upstream=upstream, name=rule.label)
         return ProxyRule(path, fixed=_ELB_503, name=rule.label)
 
 
@@ -286,10 +307,25 @@ class Sandbox:
         router = EdgeRouter(session, self.moto.url, self.platform)
         for service in self.env.ecs.services if self.env.ecs else []:
             router.upstreams[service.name] = self.mlflow.url if service.is_mlflow else self.api.url
+        if self.runtime.stale_mlflow_target:
+            self._register_stale_target(router)
         self.edge.router = router
         (self.workdir / "hokusai.yml").write_text(
             yaml.safe_dump(self.config.model_dump(mode="json", exclude_none=True), sort_keys=False)
         )
+
+    def _register_stale_target(self, router: EdgeRouter) -> None:
+        assert self.api is not None
+        router.target_upstreams[controls.STALE_TARGET] = self.api.url
+        controls.break_again(self)
+
+    def fix(self) -> str:
+        """Undo the scenario's breakage while it runs (``bot.sandbox.controls``); says what."""
+        return controls.fix(self)
+
+    def break_again(self) -> str:
+        """Put the scenario's breakage back after a fix; says what was done."""
+        return controls.break_again(self)
 
     def _point_aws_at(self, url: str) -> None:
         values = {

@@ -234,10 +234,28 @@ async def serve_forever(
 
 
 def start_scheduler(app: AsyncApp) -> Any:
-    """Start the periodic incident summaries on the running loop (every process may: a lease
-    in the database decides who posts)."""
-    from bot.slack.scheduler import SummaryScheduler
+    """Start the periodic incident summaries and the watches on the running loop (every
+    process may: leases in the database decide who posts and who runs each watch).
 
-    scheduler = SummaryScheduler(app.hokusai_services)  # type: ignore[attr-defined]
+    Returns what was started; ``await started.stop()`` stops it all and gives the leases back.
+    """
+    from bot.slack.scheduler import SummaryScheduler
+    from bot.watch.supervisor import supervisor_for
+
+    services = app.hokusai_services  # type: ignore[attr-defined]
+    scheduler = SummaryScheduler(services)
     scheduler.start()
-    return scheduler
+    watches = supervisor_for(services)
+    watches.start()
+    return _Background(scheduler, watches)
+
+
+class _Background:
+    """Background loops started together, stopped together."""
+
+    def __init__(self, *parts: Any) -> None:
+        self.parts = parts
+
+    async def stop(self) -> None:
+        for part in self.parts:
+            await part.stop()
