@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/redaction.py
 	$(BIN)/python bench/incidents.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/watch.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

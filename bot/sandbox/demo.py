@@ -19,12 +19,18 @@ from typing import IO
 from bot.diagnosis.checks.base import HOP_TITLES
 from bot.errors import HokusaiError
 from bot.outbound import echo
+from bot.sandbox import controls
 from bot.sandbox.conversation import Conversation
 from bot.sandbox.slack import DEFAULT_CHANNEL_ID
 from bot.sandbox.transcript import render_channel
 from bot.sandbox.world import Sandbox, describe, expected_first_failure, scenario_names
+from bot.watch.limits import WatchLimits
 
 TITLE = "Model registration failing: registry.hokus.ai answers 404"
+# The demo's bot takes 2-second watch ticks so the fix shows within seconds; people get
+# 10 s to 10 min (only code that builds the app can shorten them).
+DEMO_WATCH = WatchLimits(min_every=1.0, lease_margin=5.0, adopt_every=1.0, ticket_every=2.0)
+DEMO_EVERY = "2s"
 
 
 class _Narrator:
@@ -76,9 +82,14 @@ def _run(scenario: str, keep: bool, out: IO[str]) -> int:
                 f"Sandbox up: edge {sandbox.edge.url}, DNS {sandbox.dns.address}, "
                 f"MLflow {sandbox.mlflow.url}, moto {sandbox.moto.url}"
             )
-            with Conversation(sandbox.config_path, workdir / "hokusai.db") as chat:
+            with Conversation(
+                sandbox.config_path,
+                workdir / "hokusai.db",
+                app_overrides={"watch_limits": DEMO_WATCH},
+            ) as chat:
                 narrator.step(f"Bot listening on {chat.server.events_url}\n")
                 incident_channel = _play(chat, narrator)
+                _watch_the_fix(chat, sandbox, incident_channel, narrator)
                 narrator.line()
                 _print_channels(chat, incident_channel, narrator)
                 verdict = _verdict(chat, narrator, scenario)
@@ -113,6 +124,40 @@ def _play(chat: Conversation, narrator: _Narrator) -> str:
     typed(f"ticket create {_ticket_title(chat)}", channel)
     typed("incident summary", channel)
     return channel
+
+
+def _watch_the_fix(chat: Conversation, sandbox: Sandbox, channel: str, narrator: _Narrator) -> None:
+    """Start a watch, apply the scenario's fix in (moto's) AWS, wait for it to say recovered."""
+    if sandbox.scenario not in controls.FIXES:
+        return
+    narrator.step(f"@oncall types in #{_name(chat, channel)}: /hokusai watch every={DEMO_EVERY}")
+    chat.command(f"watch every={DEMO_EVERY} for=10m", channel_id=channel)
+    narrator.line("         (the demo's bot takes 2 s ticks; in Slack a tick is 10 s to 10 min)")
+    _wait_for_watch(chat, channel, ("failing", "intermittent"))
+    narrator.step(f"The platform team applies the fix: {sandbox.fix()}")
+    message = _wait_for_watch(chat, channel, ("recovered",))
+    narrator.step("The watch message turns to: " + message)
+    recovery = chat.last_message(channel, containing="Move incident to monitoring")
+    chat.click(recovery, "Move incident to monitoring", channel_id=channel)
+    narrator.step("@oncall clicks [ Move incident to monitoring ]")
+    chat.command("watch stop", channel_id=channel)
+    narrator.step(f"@oncall types in #{_name(chat, channel)}: /hokusai watch stop")
+
+
+def _wait_for_watch(
+    chat: Conversation, channel: str, states: tuple[str, ...], timeout: float = 60.0
+) -> str:
+    """Wait until the channel's watch is in one of ``states``; its message text."""
+    store = chat.server.app.hokusai_services.store()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        row = store.active_watch(channel)
+        if row is not None and row.state.get("headline", {}).get("name") in states:
+            message = chat.last_message(channel, containing=f"Watch #{row.id}")
+            if any(state in message["text"] for state in states):
+                return message["text"]
+        time.sleep(0.2)
+    raise HokusaiError(f"hokusai demo: the watch did not turn {' or '.join(states)} in time")
 
 
 def _ticket_title(chat: Conversation) -> str:
@@ -177,12 +222,17 @@ def _keep_running(sandbox: Sandbox, chat: Conversation, narrator: _Narrator) -> 
         f"export HOKUSAI_CONFIG={sandbox.config_path}\n"
     )
     env_file.chmod(0o600)
+    control = controls.ControlServer(sandbox).start()
     narrator.line(
         "\nThe sandbox keeps running. In another terminal, from this directory:\n"
         f"  source {env_file}\n"
         "  .venv/bin/hokusai diagnose\n"
         f"  curl -s '{sandbox.edge.url}/api/2.0/mlflow/experiments/search?max_results=1'\n"
         f"  dig @127.0.0.1 -p {sandbox.dns.address.rsplit(':', 1)[1]} registry.hokus.ai\n"
+        "  .venv/bin/hokusai watch --scope mlflow-direct --every 10 --for 600\n"
+        "Break the platform again, or fix it, while a watch runs:\n"
+        f"  curl -s -X POST {control.url}/break\n"
+        f"  curl -s -X POST {control.url}/fix\n"
         f"The bot takes signed Slack requests at {chat.server.events_url}.\n"
         "Press Ctrl-C to stop everything."
     )
@@ -193,6 +243,7 @@ def _keep_running(sandbox: Sandbox, chat: Conversation, narrator: _Narrator) -> 
             pass
     finally:
         signal.signal(signal.SIGINT, previous)
+        control.stop()
 
 
 class _Terminated(Exception):

@@ -71,7 +71,7 @@ class WatchLimits:
         adopt_every: how often a process looks for watches nobody runs (after a restart).
         ticket_every: the least time between two looks at the linked tickets.
         updates_per_minute: chat.update calls all watches of a process may make (Slack's
-            Tier 3 is about 50 a minute).
+            Tier 3 is about 50 a minute; bursts may reach 7/6 of this in one minute).
     """
 
     min_every: float = 10.0
@@ -84,7 +84,7 @@ class WatchLimits:
     lease_margin: float = 30.0
     adopt_every: float = 15.0
     ticket_every: float = 60.0
-    updates_per_minute: int = 45
+    updates_per_minute: int = 40
 
     def check_every(self, seconds: float) -> None:
         """Raise ``DurationError`` when ``seconds`` is outside the allowed interval."""

@@ -25,10 +25,10 @@ from bot.watch.model import (
 
 ICONS: dict[str, str] = {
     FAILING: ":red_circle:",
-    INTERMITTENT: ":large_orange_circle:",
+    INTERMITTENT: ":large_yellow_circle:",
     RECOVERED: ":large_green_circle:",
     REGRESSED: ":rotating_light:",
-    WATCHING: ":eyes:",
+    WATCHING: ":mag:",
 }
 TITLES: dict[str, str] = {
     FAILING: "Failing",
@@ -94,7 +94,7 @@ def message(view: WatchView) -> tuple[str, list[dict[str, Any]]]:
     """The watch message: headline, a line per check, when it updates, maybe a button."""
     checks = len(view.tracks)
     frame = (
-        f":eyes: *Watch #{view.watch_id}* of {checks} check{'s' if checks != 1 else ''} in "
+        f":mag: *Watch #{view.watch_id}* of {checks} check{'s' if checks != 1 else ''} in "
         f"`{view.env}`, every {format_duration(view.every)} until "
         f"{view.ends_at.strftime('%H:%M')} UTC"
     )

@@ -61,17 +61,20 @@ def lease_name(watch_id: int) -> str:
 
 
 class UpdateBudget:
-    """At most ``per_minute`` message updates a minute across the process's watches."""
+    """About ``per_minute`` message updates a minute across the process's watches, in bursts of
+    at most a sixth of that (a token bucket), so no minute sees more than 7/6 of the rate."""
 
     def __init__(self, per_minute: int, clock: Any = time.monotonic) -> None:
         self.per_minute = per_minute
+        self.capacity = max(1.0, per_minute / 6)
         self._clock = clock
-        self._tokens = float(per_minute)
+        self._tokens = self.capacity
         self._at = clock()
 
     def take(self) -> bool:
+        """Spend one update if the budget allows it now."""
         now = self._clock()
-        self._tokens = min(self.per_minute, self._tokens + (now - self._at) * self.per_minute / 60)
+        self._tokens = min(self.capacity, self._tokens + (now - self._at) * self.per_minute / 60)
         self._at = now
         if self._tokens >= 1:
             self._tokens -= 1
