@@ -4,8 +4,8 @@ Builds the seed-outage platform in moto (in-process) and answers HTTP probes fro
 transport, with a fixed latency L added to every AWS call and HTTP request. Then, in the same
 process:
 
-- one tick of a watch without the AWS cache (the baseline: what re-running diagnose costs),
-  and with it (answers shared by the watched checks within the tick);
+- one tick of a watch with only each run's own read cache (the baseline: what re-running
+  diagnose for the checks and each probe of the burst costs), and with the tick's shared reads;
 - 20 watches of the same environment ticking together, each on its own uncached caller
   (baseline), then all sharing the process's cache as the watch supervisor arranges;
 - Slack: the chat.update calls 20 watches at a 10 s tick would make in a minute, and what
@@ -35,12 +35,12 @@ sys.path.insert(0, str(REPO))
 
 from bot.config import DnsSettings, Environment, load_config  # noqa: E402
 from bot.diagnosis.aws import AwsCaller, read_only_session  # noqa: E402
-from bot.diagnosis.aws_cache import CachingAwsCaller  # noqa: E402
 from bot.diagnosis.runner import Runner  # noqa: E402
 from bot.sandbox.dns_server import DnsServer  # noqa: E402
 from bot.sandbox.platform import build_platform  # noqa: E402
 from bot.watch.engine import WatchEngine, select_instances  # noqa: E402
 from bot.watch.limits import WatchLimits  # noqa: E402
+from bot.watch.reads import TickReads  # noqa: E402
 from bot.watch.supervisor import UpdateBudget  # noqa: E402
 
 # What diagnose finds failing in the seed outage: the default scope of a watch there.
@@ -91,7 +91,7 @@ async def _watches(
 
     async with _http(latency) as http:
         http.event_hooks["request"].append(count_request)
-        cache = CachingAwsCaller(callers[0], ttl=15.0) if shared else None
+        cache = TickReads(callers[0], ttl=15.0) if shared else None
         engines = []
         for n in range(count):
             aws = cache if shared else callers[n]
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, ((b_calls, b_s, _), (c_calls, c_s, c_req)) in results.items():
         checks = len(FAILED) if label != "the whole path" else len(whole)
         print(f"  one tick watching {label} ({checks} checks):")
-        print(f"    AWS calls  without cache {b_calls:4d}   with cache {c_calls:4d}")
+        print(f"    AWS calls  per-run cache {b_calls:4d}   tick's shared reads {c_calls:4d}")
         print(f"    ratio      {b_calls / max(c_calls, 1):5.1f} x fewer calls")
         print(f"    per check  {c_calls / checks:5.2f} AWS calls a tick; HTTP requests {c_req}")
         print(f"    tick time  {b_s:5.2f} s -> {c_s:5.2f} s")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot import mrkdwn
 from bot.watch.limits import format_duration
 from bot.watch.model import (
     FAILING,
@@ -82,7 +83,7 @@ def headline_text(view: WatchView) -> str:
     head = view.headline
     title = f"{ICONS[head.name]} *{TITLES[head.name]}*"
     if view.ended == "stopped":
-        who = f" by <@{view.stopped_by}>" if view.stopped_by else ""
+        who = f" by {mrkdwn.user(view.stopped_by)}" if view.stopped_by else ""
         title = f"Watch stopped{who} · final state {title}"
     elif view.ended:
         title = f"Watch ended · final state {title}"

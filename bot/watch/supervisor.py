@@ -30,8 +30,8 @@ from bot.diagnosis.aws import AwsCaller, read_only_session
 from bot.diagnosis.runner import HTTP_TIMEOUT, Runner
 from bot.watch.engine import WatchEngine
 from bot.watch.limits import DEFAULT_LIMITS, WatchLimits, format_duration
-from bot.watch.reads import TickReads
 from bot.watch.model import ANNOUNCED, RECOVERED, WATCHING, CheckTrack, Headline
+from bot.watch.reads import TickReads
 from bot.watch.render import TITLES, WatchView, message, transition_line
 from bot.watch.tickets import TicketNotes, review_tickets
 
