@@ -295,3 +295,30 @@ async def test_every_aws_call_a_check_makes_is_declared_in_its_reads(fake_creden
         if call.iam_action not in declared:
             undeclared.add(f"{call.check_id} calls {call.iam_action}")
     assert not undeclared, sorted(undeclared)
+
+
+def test_on_moto_only_the_declared_reads_get_answers(fake_credentials):
+    """Against a real (moto) S3 and Lambda: the access log is readable, the app's config file
+    in the same account is not, and no client for Lambda can even be made."""
+    from moto import mock_aws
+
+    log_key = "AWSLogs/123456789012/elasticloadbalancing/us-east-1/2026/03/01/a.log.gz"
+    with mock_aws():
+        admin = boto3.client("s3", region_name="us-east-1")
+        for bucket, key in (("access-logs", log_key), ("app-config", "prod/.env")):
+            admin.create_bucket(Bucket=bucket)
+            admin.put_object(Bucket=bucket, Key=key, Body=b"contents")
+        caller = AwsCaller(read_only_session("us-east-1"))
+        s3 = caller.client("s3")
+        assert s3.get_object(Bucket="access-logs", Key=log_key)["Body"].read() == b"contents"
+        listed = s3.list_objects_v2(Bucket="app-config")["Contents"]
+        assert [o["Key"] for o in listed] == ["prod/.env"]  # listing names is a declared read
+        with pytest.raises(ReadOnlyViolation):
+            s3.get_object(Bucket="app-config", Key="prod/.env")
+        with pytest.raises(ReadOnlyViolation):
+            s3.put_object(Bucket="access-logs", Key="x", Body=b"y")
+        with pytest.raises(ReadOnlyViolation):
+            caller.client("lambda")
+        with pytest.raises(ReadOnlyViolation):
+            asyncio.run(caller.call("s3", "list_buckets"))
+        caller.close()
