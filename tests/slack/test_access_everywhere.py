@@ -355,3 +355,18 @@ async def test_every_button_obeys_access_channels(world, handler):
     assert channel_refusal() in world.told(BOSS) or "another channel" in world.told(BOSS)
     assert not world.slack.calls_to("chat.update")
     assert not world.slack.calls_to("conversations.create")
+
+
+async def test_app_home_leaves_out_findings_of_environments_the_viewer_may_not_use(world):
+    views = {}
+    for count, user in enumerate((BOSS, STRANGER), start=1):
+        await world.send(
+            signing.event(world.secret, {"type": "app_home_opened", "user": user, "tab": "home"})
+        )
+        publish = (await world.slack.wait_for_async("views.publish", count=count, timeout=20))[-1]
+        assert publish.args["user_id"] == user
+        views[user] = json.dumps(publish.args["view"])
+    assert "routing.listener-rules" in views[BOSS]
+    assert "Registry 404s" in views[STRANGER]  # the incident itself is not a finding
+    assert "routing.listener-rules" not in views[STRANGER]
+    assert "findings hidden" in views[STRANGER] and "development" in views[STRANGER]
