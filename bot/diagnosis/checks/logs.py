@@ -221,12 +221,17 @@ async def errors(ctx: CheckContext) -> CheckResult:
         return CheckResult.skipped("no log_group configured for this service")
     minutes = int(getattr(spec, "log_window_minutes", None) or WINDOW_MINUTES)
     end_ms = int(time.time() * 1000)
-    read = await read_newest(
-        ctx.aws, spec.log_group, end_ms - minutes * 60_000, end_ms, pattern=FILTER_PATTERN
+
+    async def grouped() -> tuple[WindowRead, tuple[list[LineGroup], int]]:
+        read = await read_newest(
+            ctx.aws, spec.log_group, end_ms - minutes * 60_000, end_ms, pattern=FILTER_PATTERN
+        )
+        # Thousands of lines to redact and fold: off the event loop, so other checks go on.
+        return read, await asyncio.to_thread(group_lines, read.events)
+
+    (read, (groups, tracebacks)), head = await asyncio.gather(
+        grouped(), _newest_stream_head(ctx, spec.log_group)
     )
-    # Thousands of lines to redact and fold: off the event loop, so other checks go on.
-    groups, tracebacks = await asyncio.to_thread(group_lines, read.events)
-    head = await _newest_stream_head(ctx, spec.log_group)
     error_groups = [g for g in groups if g.kind == "error"]
     http_groups = [g for g in groups if g.kind == "http"]
     n_errors = sum(g.count for g in error_groups)
