@@ -28,6 +28,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import metrics
 from bot.diagnosis.render import protect_wildcards
 from bot.mrkdwn import neutralise, plain
+from bot.offload import offload
 from bot.redaction import RedactingFilter, Redactor, default_redactor
 
 log = logging.getLogger(__name__)
@@ -241,6 +242,12 @@ class Outbound:
         view["blocks"] = fit_blocks(_protect_mrkdwn(view.get("blocks", [])), MAX_VIEW_BLOCKS)
         return view
 
+    async def _clean(
+        self, text: str, blocks: list[dict[str, Any]] | None
+    ) -> tuple[str, list[dict[str, Any]] | None]:
+        """Redacted and fitted text and blocks, worked out off the event loop."""
+        return await offload(lambda: (self._text(text), self._blocks(blocks)))
+
     def ack_payload(self, text: str, blocks: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """The keyword arguments for Bolt's ``ack()`` carrying an ephemeral reply."""
         payload: dict[str, Any] = {"text": self._text(text), "response_type": "ephemeral"}
@@ -256,9 +263,10 @@ class Outbound:
         thread_ts: str | None = None,
     ) -> str:
         """Post a message; returns its ``ts``."""
-        kwargs: dict[str, Any] = {"channel": channel, "text": self._text(text)}
-        if blocks:
-            kwargs["blocks"] = self._blocks(blocks)
+        clean_text, clean_blocks = await self._clean(text, blocks)
+        kwargs: dict[str, Any] = {"channel": channel, "text": clean_text}
+        if clean_blocks:
+            kwargs["blocks"] = clean_blocks
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
         resp = await self.client.chat_postMessage(**kwargs)
@@ -267,16 +275,18 @@ class Outbound:
     async def update(
         self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> None:
-        kwargs: dict[str, Any] = {"channel": channel, "ts": ts, "text": self._text(text)}
-        kwargs["blocks"] = self._blocks(blocks) or []
+        clean_text, clean_blocks = await self._clean(text, blocks)
+        kwargs: dict[str, Any] = {"channel": channel, "ts": ts, "text": clean_text}
+        kwargs["blocks"] = clean_blocks or []
         await self.client.chat_update(**kwargs)
 
     async def ephemeral(
         self, channel: str, user: str, text: str, blocks: list[dict[str, Any]] | None = None
     ) -> None:
-        kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": self._text(text)}
-        if blocks:
-            kwargs["blocks"] = self._blocks(blocks)
+        clean_text, clean_blocks = await self._clean(text, blocks)
+        kwargs: dict[str, Any] = {"channel": channel, "user": user, "text": clean_text}
+        if clean_blocks:
+            kwargs["blocks"] = clean_blocks
         await self.client.chat_postEphemeral(**kwargs)
 
     async def respond(
@@ -289,13 +299,14 @@ class Outbound:
         replace_original: bool = False,
     ) -> None:
         """Post to a ``response_url`` (works where the bot is not a channel member)."""
+        clean_text, clean_blocks = await self._clean(text, blocks)
         body: dict[str, Any] = {
-            "text": self._text(text),
+            "text": clean_text,
             "response_type": "ephemeral" if ephemeral else "in_channel",
             "replace_original": replace_original,
         }
-        if blocks:
-            body["blocks"] = self._blocks(blocks)
+        if clean_blocks:
+            body["blocks"] = clean_blocks
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=10)
         resp = await self._http.post(response_url, json=body)
@@ -303,10 +314,12 @@ class Outbound:
             log.warning("response_url post answered %s", resp.status_code)
 
     async def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
-        await self.client.views_open(trigger_id=trigger_id, view=self._view(view))
+        view = await offload(self._view, view)
+        await self.client.views_open(trigger_id=trigger_id, view=view)
 
     async def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
-        await self.client.views_publish(user_id=user_id, view=self._view(view))
+        view = await offload(self._view, view)
+        await self.client.views_publish(user_id=user_id, view=view)
 
     async def create_channel(self, name: str) -> str:
         resp = await self.client.conversations_create(name=name)
@@ -326,7 +339,7 @@ class Outbound:
         kwargs: dict[str, Any] = {
             "channel": channel,
             "filename": filename,
-            "content": plain(self.redactor.redact_text(content)),
+            "content": plain(await offload(self.redactor.redact_text, content)),
             "title": plain(self.redactor.redact_text(title or filename)),
         }
         if thread_ts:

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     hokusai_log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text, or one JSON object a line."
     )
+    hokusai_max_diagnoses: int = Field(
+        3,
+        ge=1,
+        le=50,
+        description="Diagnoses run at once by one bot process; later ones queue, in order.",
+    )
     linear_api_key: SecretStr | None = Field(None, description="Linear API key.")
     linear_api_url: str = Field(DEFAULT_LINEAR_API_URL, description="Linear GraphQL endpoint.")
     jira_base_url: str | None = Field(None, description="Jira Cloud site, https://x.atlassian.net")

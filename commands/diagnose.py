@@ -17,9 +17,12 @@ from slack_sdk.errors import SlackApiError
 from bot import metrics
 from bot.diagnosis.checks.base import CheckOutcome, Status
 from bot.diagnosis.render import detail_chunks, progress_blocks, report_blocks
+from bot.errors import HokusaiError
+from bot.offload import offload
 from bot.slack.commanding import CommandRequest, Reply, UsageError, pop_options
 
 if TYPE_CHECKING:
+    from bot.slack.run_queue import RunQueue, Ticket
     from bot.slack.services import Services
 
 NAME = "diagnose"
@@ -30,6 +33,8 @@ USAGE = (
 )
 INLINE = False
 UPDATE_INTERVAL = 1.0  # seconds between progress updates of one message
+QUEUE_REFRESH = 20.0  # seconds between "N ahead" refreshes of a queued run's message
+RUN_AGAIN = "diagnose_again"
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +64,32 @@ async def handle(args: DiagnoseArgs, req: CommandRequest, services: Services) ->
     except UnknownScope as exc:
         raise UsageError(str(exc)) from None
     target = env.public.hostname
-    progress = ProgressMessage(services, req.channel_id, env.name, target, planned)
+    queue = services.diagnoses
+    ticket = queue.join()
+    progress = ProgressMessage(
+        services, req.channel_id, env.name, target, planned, queue=queue, ticket=ticket
+    )
     try:
         await progress.start()
     except SlackApiError as exc:
+        queue.abandon(ticket)
         return Reply(
             f":warning: I can't post in this channel ({exc.response.get('error')}). "
             "Invite me with `/invite @hokusai` and try again."
         )
     try:
-        report = await runner.run(args.scopes, on_outcome=progress.add)
-    finally:
+        async with queue.running(ticket):
+            await progress.begin()
+            try:
+                report = await runner.run(args.scopes, on_outcome=progress.add)
+            finally:
+                await progress.stop()
+            await finish(report, req, services, progress.ts, target)
+    except Exception as exc:
+        # The message must not stay at "Diagnosing…": it says what happened and offers a retry.
         await progress.stop()
-    await finish(report, req, services, progress.ts, target)
+        if not await progress.fail(args, exc):
+            raise
     return None
 
 
@@ -87,7 +105,7 @@ async def finish(
     incident = recorded.incident
     # Reading the runbook files is disk work: off the event loop like the store.
     actions = await asyncio.to_thread(_actions, report, incident, recorded.run_id, report.env)
-    text, blocks, overflow = report_blocks(report, target=target, actions=actions)
+    text, blocks, overflow = await offload(report_blocks, report, target=target, actions=actions)
     if incident is not None:
         blocks.append(
             {
@@ -107,7 +125,7 @@ async def finish(
             f":warning: Diagnose posted but not saved to the incident log: {recorded.fault}.",
         )
     if overflow:
-        for chunk in thread_detail(report):
+        for chunk in await offload(thread_detail, report):
             await services.outbound.post(req.channel_id, chunk, thread_ts=ts)
 
 
@@ -189,43 +207,105 @@ def _suggested_runbook(first: CheckOutcome | None) -> Any:
     return suggest_runbook(catalog().values(), first.layer, first.check_id, first.subject)
 
 
+def run_again_button(args: DiagnoseArgs) -> dict[str, Any]:
+    """A button that runs the same diagnose again (after a failure or an interruption)."""
+    return {
+        "type": "button",
+        "action_id": RUN_AGAIN,
+        "text": {"type": "plain_text", "text": "Run again"},
+        "value": json.dumps({"scopes": args.scopes, "env": args.env}),
+        "style": "primary",
+    }
+
+
+def stopped_blocks(headline: str, args: DiagnoseArgs) -> tuple[str, list[dict[str, Any]]]:
+    """The view of a diagnose that did not finish: what happened, and *Run again*."""
+    return headline, [
+        {"type": "section", "text": {"type": "mrkdwn", "text": f":warning: {headline}"}},
+        {"type": "actions", "elements": [run_again_button(args)]},
+    ]
+
+
 @dataclass
 class ProgressMessage:
-    """One Slack message that shows checks as they finish, updated at most once a second."""
+    """One Slack message for one run: "queued, N ahead" while it waits for a slot, then the
+    checks as they finish (updated at most once a second), then the final view."""
 
     services: Services
     channel: str
     env: str
     target: str
     planned: list[Any]
+    queue: RunQueue | None = None
+    ticket: Ticket | None = None
     done: list[CheckOutcome] = field(default_factory=list)
     ts: str = ""
     _dirty: asyncio.Event = field(default_factory=asyncio.Event)
     _ticker: asyncio.Task[None] | None = None
 
+    @property
+    def queued(self) -> bool:
+        return self.ticket is not None and not self.ticket.started
+
     def _render(self) -> tuple[str, list[dict[str, Any]]]:
+        if self.queued:
+            return self._render_queued()
         layers = list(dict.fromkeys(i.layer for i in self.planned))
         return progress_blocks(self.env, self.target, self.done, layers, len(self.planned))
+
+    def _render_queued(self) -> tuple[str, list[dict[str, Any]]]:
+        assert self.queue is not None and self.ticket is not None
+        ahead = self.queue.ahead(self.ticket)
+        text = (
+            f"Queued: diagnose {self.env} ({self.target}), {ahead} ahead. It starts when one of "
+            f"the {self.queue.limit} diagnoses running now finishes."
+        )
+        return text, [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f":hourglass: {text}"}}
+        ]
 
     async def start(self) -> None:
         text, blocks = self._render()
         self.ts = await self.services.outbound.post(self.channel, text, blocks)
+        if self.queued:
+            self._ticker = asyncio.get_running_loop().create_task(self._tick_queued())
+
+    async def begin(self) -> None:
+        """The run got its slot: show the checks from now on."""
+        await self.stop()
+        if self.ticket is not None and self.ticket.waited:
+            await self._show()  # it said "queued": say at once that it runs now
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
     def add(self, outcome: CheckOutcome) -> None:
         self.done.append(outcome)
         self._dirty.set()
 
+    async def _show(self) -> None:
+        text, blocks = await offload(self._render)
+        try:
+            await self.services.outbound.update(self.channel, self.ts, text, blocks)
+        except Exception as exc:  # a missed progress frame is harmless; the final view is not
+            log.info("progress update skipped: %s", type(exc).__name__)
+
     async def _tick(self) -> None:
         while True:
             await self._dirty.wait()
             await asyncio.sleep(UPDATE_INTERVAL)
             self._dirty.clear()
-            text, blocks = self._render()
-            try:
-                await self.services.outbound.update(self.channel, self.ts, text, blocks)
-            except Exception as exc:  # a missed progress frame is harmless; the final view is not
-                log.info("progress update skipped: %s", type(exc).__name__)
+            await self._show()
+
+    async def _tick_queued(self) -> None:
+        """Refresh "N ahead" now and then: chat.update is rate limited, and a queue of fifty
+        refreshed at every change would spend the budget the running diagnoses need."""
+        assert self.queue is not None and self.ticket is not None
+        shown = self.queue.ahead(self.ticket)
+        while self.queued:
+            await asyncio.sleep(QUEUE_REFRESH)
+            ahead = self.queue.ahead(self.ticket)
+            if self.queued and ahead != shown:
+                shown = ahead
+                await self._show()
 
     async def stop(self) -> None:
         if self._ticker is not None:
@@ -234,3 +314,64 @@ class ProgressMessage:
                 await self._ticker
             except asyncio.CancelledError:
                 pass
+            self._ticker = None
+
+    async def fail(self, args: DiagnoseArgs, exc: Exception) -> bool:
+        """Turn the message into "did not finish" with *Run again*; False if that failed too."""
+        if isinstance(exc, HokusaiError):
+            why = exc.message
+            log.warning("diagnose in %s did not finish: %s", self.channel, why)
+        else:
+            why = f"it failed ({type(exc).__name__}; the details are in the bot's log)"
+            log.exception("diagnose in %s failed (%s)", self.channel, type(exc).__name__)
+        text, blocks = stopped_blocks(f"This diagnose of {self.env} did not finish: {why}.", args)
+        try:
+            await self.services.outbound.update(self.channel, self.ts, text, blocks)
+        except Exception as update_exc:
+            log.warning("could not mark the diagnose message failed: %s", type(update_exc).__name__)
+            return False
+        return True
+
+
+# -- Run again --------------------------------------------------------------------------------
+
+
+def register_actions(app: Any, services: Services) -> None:
+    """*Run again* on a diagnose that failed or was interrupted."""
+
+    @app.action(RUN_AGAIN)
+    async def _run_again_clicked(ack: Any, body: dict[str, Any]) -> None:
+        await ack()
+        user = (body.get("user") or {}).get("id", "")
+        channel = (body.get("channel") or {}).get("id", "")
+        services.spawn(_run_again(services, body), notify=(channel, user))
+
+
+async def _run_again(services: Services, body: dict[str, Any]) -> None:
+    action = (body.get("actions") or [{}])[0]
+    channel = body.get("channel") or {}
+    user = (body.get("user") or {}).get("id", "")
+    try:
+        value = json.loads(action.get("value") or "{}")
+        args = DiagnoseArgs(
+            scopes=[str(s) for s in value.get("scopes") or []], env=value.get("env") or None
+        )
+    except (ValueError, AttributeError, TypeError):
+        raise UsageError("that button does not carry a diagnose to run again") from None
+    if not services.config.access.channel_allowed(channel.get("id", ""), channel.get("name")):
+        raise UsageError("Hokusai is not enabled in this channel (see `access.channels`).")
+    message_ts = (body.get("container") or {}).get("message_ts", "")
+    req = CommandRequest(
+        text=" ".join(["diagnose", *args.scopes]),
+        args=["diagnose", *args.scopes],
+        user_id=user,
+        channel_id=channel.get("id", ""),
+        channel_name=channel.get("name", ""),
+        response_url=body.get("response_url", ""),
+        request_key=f"again:{message_ts}:{action.get('action_ts', '')}",
+    )
+    if not await asyncio.to_thread(services.claim_request, req.request_key):
+        return
+    reply = await handle(args, req, services)
+    if reply is not None:
+        await services.outbound.ephemeral(req.channel_id, user, reply.text, reply.blocks)

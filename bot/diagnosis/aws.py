@@ -24,6 +24,7 @@ import contextvars
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -333,7 +334,9 @@ class AwsCaller:
     ) -> None:
         self.session = guard_session(session)
         self.latency = latency
-        self.calls: list[AwsCall] = []
+        # The latest calls (for tests and the IAM check); bounded, as one caller serves a
+        # process's diagnoses for as long as it runs.
+        self.calls: deque[AwsCall] = deque(maxlen=10_000)
         self._config = config or CLIENT_CONFIG
         self._clients: dict[str, Any] = {}
         self._client_lock = threading.Lock()

@@ -58,6 +58,7 @@ from bot.diagnosis.checks.base import (
     first_failing_hop,
 )
 from bot.errors import HokusaiError
+from bot.offload import offload
 from bot.redaction import default_redactor
 
 if TYPE_CHECKING:
@@ -433,7 +434,8 @@ class Runner:
             result = CheckResult.errored(describe_error(exc))
         finally:
             current_check.reset(token)
-        _redact_result(result)
+        # Evidence can be large (log lines): redacting it is CPU work, kept off the loop.
+        await offload(_redact_result, result)
         return CheckOutcome(
             id=instance.id,
             check_id=check.id,

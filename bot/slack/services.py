@@ -21,8 +21,10 @@ from bot.redaction import Redactor, default_redactor
 from bot.settings import Settings
 from bot.slack.access import AccessControl
 from bot.slack.commanding import UsageError
+from bot.slack.run_queue import RunQueue
 
 if TYPE_CHECKING:
+    from bot.diagnosis.aws import AwsCaller
     from bot.diagnosis.runner import Runner
     from bot.incident.store import IncidentStore
 
@@ -59,6 +61,9 @@ class Services:
         # Extra objects tests and the sandbox hand in (an AWS caller, an HTTP client...).
         self.overrides: dict[str, Any] = {}
         self._store: IncidentStore | None = None
+        self._aws: dict[str, AwsCaller] = {}
+        # Diagnoses beyond this many wait their turn: memory and threads stay bounded.
+        self.diagnoses = RunQueue(settings.hokusai_max_diagnoses)
         self._access: AccessControl | None = None
 
     @property
@@ -90,10 +95,19 @@ class Services:
 
         return Runner(
             env,
-            aws=self.overrides.get("aws"),
+            aws=self.overrides.get("aws") or self.aws_caller(env.region),
             http=self.overrides.get("http"),
             checks=self.overrides.get("checks"),
         )
+
+    def aws_caller(self, region: str) -> AwsCaller:
+        """One read-only AWS caller per region for the whole process: its clients (a few MB
+        each) and its threads are shared by every run instead of built for each."""
+        from bot.diagnosis.aws import AwsCaller, read_only_session
+
+        if region not in self._aws:
+            self._aws[region] = AwsCaller(read_only_session(region))
+        return self._aws[region]
 
     def claim_request(self, key: str, *, is_retry: bool | None = None) -> bool:
         """True the first time a request key is seen; Slack's redeliveries get False.
