@@ -19,6 +19,7 @@ from bot.diagnosis.checks.base import CheckOutcome, Status
 from bot.diagnosis.render import detail_chunks, progress_blocks, report_blocks
 from bot.errors import HokusaiError
 from bot.offload import offload
+from bot.slack.access import AccessRefused, channel_refusal
 from bot.slack.commanding import CommandRequest, Reply, UsageError, pop_options
 
 if TYPE_CHECKING:
@@ -358,8 +359,9 @@ async def _run_again(services: Services, body: dict[str, Any]) -> None:
         )
     except (ValueError, AttributeError, TypeError):
         raise UsageError("that button does not carry a diagnose to run again") from None
-    if not services.config.access.channel_allowed(channel.get("id", ""), channel.get("name")):
-        raise UsageError("Hokusai is not enabled in this channel (see `access.channels`).")
+    if not services.access.channel_allowed(channel.get("id", ""), channel.get("name")):
+        await services.outbound.ephemeral(channel.get("id", ""), user, channel_refusal())
+        return
     message_ts = (body.get("container") or {}).get("message_ts", "")
     req = CommandRequest(
         text=" ".join(["diagnose", *args.scopes]),
@@ -372,6 +374,9 @@ async def _run_again(services: Services, body: dict[str, Any]) -> None:
     )
     if not await asyncio.to_thread(services.claim_request, req.request_key):
         return
-    reply = await handle(args, req, services)
+    try:
+        reply = await handle(args, req, services)
+    except AccessRefused as exc:
+        reply = Reply(str(exc))
     if reply is not None:
         await services.outbound.ephemeral(req.channel_id, user, reply.text, reply.blocks)

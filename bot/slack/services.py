@@ -61,7 +61,7 @@ class Services:
         # Extra objects tests and the sandbox hand in (an AWS caller, an HTTP client...).
         self.overrides: dict[str, Any] = {}
         self._store: IncidentStore | None = None
-        self._aws: dict[str, AwsCaller] = {}
+        self._aws: dict[tuple[str, frozenset[str]], AwsCaller] = {}
         # Diagnoses beyond this many wait their turn: memory and threads stay bounded.
         self.diagnoses = RunQueue(settings.hokusai_max_diagnoses)
         self._access: AccessControl | None = None
@@ -93,21 +93,24 @@ class Services:
         """A runner for ``env`` using the AWS caller / HTTP client the app was given, if any."""
         from bot.diagnosis.runner import Runner
 
+        checks = self.overrides.get("checks")
         return Runner(
             env,
-            aws=self.overrides.get("aws") or self.aws_caller(env.region),
+            aws=self.overrides.get("aws") or self.aws_caller(env.region, checks),
             http=self.overrides.get("http"),
-            checks=self.overrides.get("checks"),
+            checks=checks,
         )
 
-    def aws_caller(self, region: str) -> AwsCaller:
-        """One read-only AWS caller per region for the whole process: its clients (a few MB
-        each) and its threads are shared by every run instead of built for each."""
-        from bot.diagnosis.aws import AwsCaller, read_only_session
+    def aws_caller(self, region: str, checks: dict[str, Any] | None = None) -> AwsCaller:
+        """One read-only AWS caller per region (and allow list) for the whole process: its
+        clients (a few MB each) and threads serve every run instead of being built per run."""
+        from bot.diagnosis.aws import AwsCaller, allowed_actions, read_only_session
 
-        if region not in self._aws:
-            self._aws[region] = AwsCaller(read_only_session(region))
-        return self._aws[region]
+        allowed = allowed_actions(checks.values() if checks is not None else None)
+        key = (region, allowed)
+        if key not in self._aws:
+            self._aws[key] = AwsCaller(read_only_session(region, allowed=allowed))
+        return self._aws[key]
 
     def claim_request(self, key: str, *, is_retry: bool | None = None) -> bool:
         """True the first time a request key is seen; Slack's redeliveries get False.

@@ -321,7 +321,19 @@ async def _press_older(world, user, channel):
     )
 
 
+async def _press_run_again(world, user, channel):
+    return signing.block_action(
+        world.secret,
+        "diagnose_again",
+        json.dumps({"scopes": [], "env": "development"}),
+        user_id=user,
+        channel_id=channel[0],
+        channel_name=channel[1],
+    )
+
+
 PRESSES = {
+    "action:diagnose_again": _press_run_again,
     "action:^incident_timeline_page(_newest)?$": _press_older,
     "action:incident_declare": _press_declare,
     "action:runbook_start": _press_runbook_start,
