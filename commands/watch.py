@@ -85,11 +85,7 @@ async def start(args: WatchArgs, req: CommandRequest, services: Any) -> Reply | 
     store = services.store()
     latest = await asyncio.to_thread(store.latest_run_in_channel, req.channel_id)
     env = services.environment(args.env or (latest.env if latest else None))
-    if not services.config.access.environment_allowed(env.name, req.user_id):
-        return Reply(
-            f":no_entry: `{env.name}` may only be watched by the people listed under "
-            f"`access.environments.{env.name}` in hokusai.yml."
-        )
+    await services.access.require_environment(env.name, req.user_id)
     runner = supervisor.runner(env, every)
     scopes = list(args.scopes)
     origin = "the scopes you named"
@@ -151,6 +147,11 @@ async def stop(services: Any, req: CommandRequest) -> Reply | None:
 
     store = services.store()
     row = await asyncio.to_thread(store.active_watch, req.channel_id)
+    # The watch's environment; with none running, the one this channel last diagnosed.
+    latest = None if row else await asyncio.to_thread(store.latest_run_in_channel, req.channel_id)
+    await services.access.require_environment(
+        row.env if row else (latest.env if latest else None), req.user_id
+    )
     if row is None:
         return Reply("No watch is running in this channel.")
     ended = await asyncio.to_thread(lambda: store.end_watch(row.id, status="stopped"))
@@ -172,16 +173,21 @@ def register_actions(app: Any, services: Any) -> None:
 
 
 async def _move_to_monitoring(services: Any, body: dict[str, Any]) -> None:
+    from bot.slack.access import AccessRefused
     from commands.incident import change_status
 
     channel = body.get("channel") or {}
     channel_id, user_id = channel.get("id", ""), (body.get("user") or {}).get("id", "")
-    if not services.config.access.channel_allowed(channel_id, channel.get("name")):
-        await services.outbound.ephemeral(
-            channel_id, user_id, "Hokusai is not enabled in this channel (access.channels)."
-        )
+    store = services.store()
+    incident = await asyncio.to_thread(store.open_incident_for_channel, channel_id)
+    try:
+        services.access.require_channel(channel_id, channel.get("name"))
+        if incident is not None:
+            # Moving the incident is for those who may see its findings.
+            await services.access.require_incident(store, incident.id, user_id)
+    except AccessRefused as exc:
+        await services.outbound.ephemeral(channel_id, user_id, str(exc))
         return
-    incident = await asyncio.to_thread(services.store().open_incident_for_channel, channel_id)
     if incident is None or incident.status in ("monitoring", "resolved"):
         state = f"is already {incident.status}" if incident else "is not open here"
         await services.outbound.ephemeral(channel_id, user_id, f"The incident {state}.")

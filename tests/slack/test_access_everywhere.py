@@ -51,6 +51,8 @@ TYPED = {
     "ticket verify": "ticket verify",
     "runbook list": "runbook list",
     "runbook start": "runbook start registry-unreachable",
+    "watch": "watch env=development",
+    "watch stop": "watch stop",  # the channel last diagnosed development: its rules apply
 }
 # The subcommands that neither run checks nor show findings, and why that is so.
 NO_ENVIRONMENT = {
@@ -332,8 +334,20 @@ async def _press_run_again(world, user, channel):
     )
 
 
+async def _press_monitoring(world, user, channel):
+    return signing.block_action(
+        world.secret,
+        "watch_monitoring",
+        "1",
+        user_id=user,
+        channel_id=channel[0],
+        channel_name=channel[1],
+    )
+
+
 PRESSES = {
     "action:diagnose_again": _press_run_again,
+    "action:watch_monitoring": _press_monitoring,
     "action:^incident_timeline_page(_newest)?$": _press_older,
     "action:incident_declare": _press_declare,
     "action:runbook_start": _press_runbook_start,
