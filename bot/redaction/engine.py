@@ -45,6 +45,7 @@ from urllib.parse import quote, quote_plus
 
 from bot.mrkdwn import plain
 from bot.redaction.placeholders import is_placeholder
+from bot.redaction.prefilter import keyword_scanner
 from bot.redaction.rules import (
     KNOWN_SECRET,
     MARKER,
@@ -60,6 +61,8 @@ from bot.redaction.rules import (
 _MARKER_ONLY = re.compile(r"\[redacted:[a-z-]+\]")
 _ALL_RULES = tuple(enumerate(RULES))  # (priority, rule): the earlier rule wins an overlap
 _SHAPED_RULES = tuple((prio, rule) for prio, rule in _ALL_RULES if rule.shaped)
+_KEYWORDS = keyword_scanner([r.keywords for r in RULES], [r.lower for r in RULES])
+_RULE_SETS = {id(rules): frozenset(p for p, _ in rules) for rules in (_ALL_RULES, _SHAPED_RULES)}
 _LINE = re.compile(r"[^\n]*\n|[^\n]+")
 
 
@@ -470,6 +473,20 @@ class Redactor:
         return spans
 
     def _plain_spans(self, text: str, rules: Sequence[tuple[int, Rule]] = _ALL_RULES) -> list[Span]:
+        hits = _KEYWORDS.hits(text) if _KEYWORDS is not None else None
+        spans = (
+            self._rule_spans(text, rules) if hits is None else self._hit_spans(text, hits, rules)
+        )
+        for form in self._known_forms:
+            at = text.find(form)
+            while at != -1:
+                spans.append((at, at + len(form), -1, KNOWN_SECRET))
+                at = text.find(form, at + len(form))
+        return spans
+
+    def _rule_spans(self, text: str, rules: Sequence[tuple[int, Rule]]) -> list[Span]:
+        """Each rule searched on its own: its pattern starts with its keyword, so the regex
+        engine's literal-prefix search is the keyword scan."""
         spans: list[Span] = []
         low: str | None = None
         for prio, rule in rules:
@@ -479,18 +496,38 @@ class Redactor:
                 hay = low
             else:
                 hay = text
-            # Each pattern starts with its keyword, so the engine's own literal-prefix search is
-            # the keyword scan; a separate ``keyword in text`` test measured slower, not faster.
             collect = rule.collect
             for m in rule.pattern.finditer(hay):
                 if rule.bounded and not left_ok(text, m.start()):
                     continue
                 collect(m, text, prio, spans)
-        for form in self._known_forms:
-            at = text.find(form)
-            while at != -1:
-                spans.append((at, at + len(form), -1, KNOWN_SECRET))
-                at = text.find(form, at + len(form))
+        return spans
+
+    def _hit_spans(
+        self, text: str, hits: list[tuple[int, int]], rules: Sequence[tuple[int, Rule]]
+    ) -> list[Span]:
+        """Each rule tried only where the prefilter found its keyword. As with a search, a
+        rule's next match starts after its previous one ends."""
+        spans: list[Span] = []
+        low: str | None = None
+        wanted = _RULE_SETS.get(id(rules)) or frozenset(prio for prio, _ in rules)
+        resume = [0] * len(RULES)
+        for prio, start in hits:
+            if prio not in wanted or start < resume[prio]:
+                continue
+            rule = RULES[prio]
+            if rule.lower:
+                if low is None:
+                    low = lowered(text)
+                m = rule.pattern.match(low, start)
+            else:
+                m = rule.pattern.match(text, start)
+            if m is None:
+                continue
+            resume[prio] = max(m.end(), start + 1)
+            if rule.bounded and not left_ok(text, start):
+                continue
+            rule.collect(m, text, prio, spans)
         return spans
 
     def _escaped_spans(self, text: str, *, decode_base64: bool, depth: int) -> list[Span]:

@@ -117,7 +117,7 @@ class Rule:
     """A secret format: cheap keywords, a pattern, and what to call what it matches."""
 
     kind: str
-    keywords: tuple[str, ...]
+    keywords: tuple[str, ...]  # every match starts with one of them (the prefilter's promise)
     pattern: re.Pattern[str]
     collect: Collector
     lower: bool = False  # keywords and pattern apply to the ASCII-lower-cased text
@@ -282,8 +282,10 @@ def _collect_key_value(m: re.Match[str], text: str, prio: int, out: list[Span]) 
     key = text[key_start : m.end("suffix")]
     sep = m.group("sep")
     val_start = m.start("val")
-    if sep == " " and (val_start == -1 or not key.startswith("--") or text[val_start] == "-"):
+    if sep in " \t" and (val_start == -1 or not key.startswith("--") or text[val_start] == "-"):
         return  # only a command-line flag takes its value after a space: --password VALUE
+    if sep == "|" and not _in_table_cell(text, key_start):
+        return  # "SecretAccessKey | value" is a table row; "secret | sha" in prose is not
     kind = secret_key_kind(key)
     if kind is None:
         return
@@ -305,7 +307,7 @@ def _collect_key_value(m: re.Match[str], text: str, prio: int, out: list[Span]) 
         return  # arn:aws:secretsmanager:...:secret:name-AbCdEf names a secret, it is not one
     if _code_expression(text, m, value, end, quoted=quoted):
         return  # Python: secret = client.get_secret_value(SecretId=arn), api_key=self.api_key
-    prose = sep in (":", "|", "\t") and not m.group("q") and not _key_leads(text, key_start)
+    prose = sep == ":" and not m.group("q") and not _key_leads(text, key_start)
     if prose and not _looks_secret(value):  # "failed to refresh token: expired"
         return
     out.append((start, end, prio, kind))
@@ -445,6 +447,12 @@ def _balanced_length(value: str) -> int:
     return len(value)
 
 
+def _in_table_cell(text: str, key_start: int) -> bool:
+    """The key sits in a table cell: ``|  SecretAccessKey |  ...  |`` (AWS CLI table output)."""
+    line_start = text.rfind("\n", 0, key_start) + 1
+    return text[line_start:key_start].rstrip().endswith("|")
+
+
 def _key_leads(text: str, key_start: int) -> bool:
     """The key opens its line (YAML, headers, env files, tables) or a quoted string."""
     line_start = text.rfind("\n", 0, key_start) + 1
@@ -532,7 +540,7 @@ def _rule(kind: str, keywords: Iterable[str], pattern: str, **options: Any) -> R
 # (quoted, unquoted, or on the next lines when the line ends after the separator).
 _KEY_VALUE = (
     r"(?:word|wd|phrase|s)?(?P<suffix>)(?P<q>\\?[\"'])?[ \t]*"
-    r"(?P<sep>=>|:=|=|:|\||\t|(?<=[a-z])[ \t])[ \t]*"
+    r"(?P<sep>=>|:=|=|:|\||(?<=[a-z])[ \t])[ \t]*"
     r"(?:(?P<val>\"(?:[^\"\\\n]|\\.)*\"?|'[^'\n]*'?|[^\s\"'`<>|&;,][^\s\"'`<>&;,]*)"
     r"|(?P<block>[|>][-+]?[1-9]?)?[ \t]*(?=\r?\n))"
 )
