@@ -335,7 +335,9 @@ class Outbound:
         content: str,
         title: str | None = None,
         thread_ts: str | None = None,
+        comment: str | None = None,
     ) -> None:
+        """Share a file in a channel; ``comment`` is the message line that carries it."""
         kwargs: dict[str, Any] = {
             "channel": channel,
             "filename": filename,
@@ -344,6 +346,8 @@ class Outbound:
         }
         if thread_ts:
             kwargs["thread_ts"] = thread_ts
+        if comment:
+            kwargs["initial_comment"] = self._text(comment)
         await self.client.files_upload_v2(**kwargs)
 
     async def token_problem(self) -> str | None:

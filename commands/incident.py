@@ -355,24 +355,41 @@ def _page_button(label: str, incident_id: int, skip: int, primary: bool = False)
 async def summary(
     services: Services, req: CommandRequest, incident: Incident, *, export: bool
 ) -> Reply | None:
-    """Post the summary where asked; with ``export``, attach the Markdown report."""
+    """Post the summary where asked, unless nothing changed since the last one (then only the
+    asker sees it again); with ``export``, share the Markdown report with one line."""
     from bot.incident.export import export_filename, export_markdown
+    from bot.incident.summaries import build_summary, format_time
     from bot.slack.scheduler import post_summary
 
     now = services.clock()
-    ts = await post_summary(
-        services, incident.id, reason="requested", now=now, channel=req.channel_id
-    )
+    store = services.store()
     if export:
-        report = await asyncio.to_thread(export_markdown, services.store(), incident.id, now)
+        report = await asyncio.to_thread(export_markdown, store, incident.id, now)
         await services.outbound.upload(
             req.channel_id,
             export_filename(incident),
             report,
             title=f"Post-incident report #{incident.id}",
-            thread_ts=ts,
+            comment=f":page_facing_up: Post-incident report of #{incident.id} {incident.title}",
         )
-    return None
+        return None
+    ts = await post_summary(
+        services,
+        incident.id,
+        reason="requested",
+        now=now,
+        channel=req.channel_id,
+        only_if_changed=True,
+    )
+    if ts is not None:
+        return None
+    again = await asyncio.to_thread(build_summary, store, incident.id, now)
+    note = (
+        f"Only you see this: nothing changed since the last summary "
+        f"({format_time(again.changes.since)}), so it was not posted again."
+    )
+    context = {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]}
+    return Reply(f"{note}\n{again.text()}", blocks=[context, *again.blocks()])
 
 
 def register_actions(app: Any, services: Services) -> None:

@@ -47,7 +47,9 @@ def cmd_incident(
         if action == "show":
             from bot.incident.summaries import build_summary
 
-            echo(build_summary(store, incident_id, now).text(), stdout)
+            # Outside the channel "since the last summary" means nothing: show it all.
+            summary = build_summary(store, incident_id, now, since_last_summary=False)
+            echo(summary.text(), stdout)
         else:
             from bot.incident.export import export_markdown
 

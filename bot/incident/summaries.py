@@ -128,6 +128,12 @@ class Summary:
     def failing(self) -> list[CheckState]:
         return [s for s in self.states if s.failing]
 
+    @property
+    def also_failing(self) -> list[CheckState]:
+        """Failing checks other than the first failure (which has its own line)."""
+        first = self.first_failure.check_id if self.first_failure else None
+        return [s for s in self.failing if s.check_id != first]
+
     # -- rendering ---------------------------------------------------------------------------
 
     def headline(self) -> str:
@@ -161,8 +167,9 @@ class Summary:
             lines.append(f"• {entry.text} ({_who(entry.actor)})")
         if ch.runs:
             lines.append(f"• {ch.runs} diagnose run{'s' if ch.runs != 1 else ''}")
+        # Ids only: what each failure says is listed once, under the findings.
         for state in ch.new_failures[:MAX_LISTED]:
-            lines.append(f"• newly failing: {state.check_id} — {state.summary}")
+            lines.append(f"• newly failing: {state.check_id}")
         _more(lines, ch.new_failures, "newly failing")
         for state in ch.recovered[:MAX_LISTED]:
             lines.append(f"• recovered: {state.check_id} now {state.status}")
@@ -198,8 +205,10 @@ class Summary:
         lines = [self.headline(), self.first_failure_line(markdown=False), ""]
         lines += self.changes_lines()
         lines += ["", self.findings_line()]
-        for state in self.failing[:MAX_LISTED]:
+        for state in self.also_failing[:MAX_LISTED]:
             lines.append(f"  {state.status.upper():8} {state.check_id}: {state.summary}")
+        if len(self.also_failing) > MAX_LISTED:
+            lines.append(f"  …and {len(self.also_failing) - MAX_LISTED} more failing checks")
         if self.runbooks:
             lines.append("Runbooks: " + "; ".join(r.describe() for r in self.runbooks))
         lines += self.ticket_lines()
@@ -246,10 +255,11 @@ class Summary:
             ),
             _section("*What changed*\n" + "\n".join(self.changes_lines())),
         ]
+        # The first failure is the verdict line above; the findings list the others.
         findings = [self.findings_line()]
-        for state in self.failing[:MAX_LISTED]:
+        for state in self.also_failing[:MAX_LISTED]:
             findings.append(f"{_emoji(state.status)} `{state.check_id}` {state.summary}")
-        _more(findings, self.failing, "failing checks")
+        _more(findings, self.also_failing, "failing checks")
         blocks.append(_section("\n".join(findings)))
         if self.runbooks:
             blocks.append(
@@ -265,13 +275,22 @@ class Summary:
 
 
 def build_summary(
-    store: IncidentStore, incident_id: int, now: datetime, *, reason: str = "requested"
+    store: IncidentStore,
+    incident_id: int,
+    now: datetime,
+    *,
+    reason: str = "requested",
+    since_last_summary: bool = True,
 ) -> Summary:
-    """Read the incident's rows and assemble its summary as of ``now``."""
+    """Read the incident's rows and assemble its summary as of ``now``.
+
+    "What changed" runs from the last posted summary, or from the declaration when
+    ``since_last_summary`` is False (a view outside the channel, such as ``incident show``).
+    """
     with store.session():
         incident = store.incident(incident_id)
         states = _path_order(store.check_states(incident_id))
-        since = incident.last_summary_at
+        since = incident.last_summary_at if since_last_summary else None
         before = (
             {s.check_id: s for s in store.check_states(incident_id, as_of=since)} if since else {}
         )
@@ -334,7 +353,8 @@ def next_steps(
     if first and first.hint:
         steps.append(f"{first.check_id}: {first.hint}")
     elif first:
-        steps.append(f"Look at {HOP_TITLES.get(first.layer, first.layer)}: {first.summary}")
+        # What it says is the verdict line already: point at it, do not repeat it.
+        steps.append(f"Look at {HOP_TITLES.get(first.layer, first.layer)} ({first.check_id})")
     for state in failing:
         if state is first or len(steps) >= 4:
             continue

@@ -46,11 +46,18 @@ async def post_summary(
     reason: str = "requested",
     now: datetime | None = None,
     channel: str | None = None,
-) -> str:
-    """Build and post the summary in the incident's channel; remember when. Returns the ts."""
+    only_if_changed: bool = False,
+) -> str | None:
+    """Build and post the summary in the incident's channel; remember when. Returns the ts.
+
+    With ``only_if_changed``, nothing is posted (None) when nothing changed since the last one:
+    a summary says what is new, and a second identical one is noise.
+    """
     now = now or services.clock()
     store = services.store()
     summary = await asyncio.to_thread(build_summary, store, incident_id, now, reason=reason)
+    if only_if_changed and summary.changes.empty and summary.changes.since is not None:
+        return None
     ts = await services.outbound.post(
         channel or summary.incident.channel_id, summary.text(), summary.blocks()
     )
@@ -81,6 +88,8 @@ class SummaryScheduler:
         self.tick_seconds = tick_seconds
         self.lease_ttl = lease_ttl
         self._task: asyncio.Task[None] | None = None
+        # Incidents whose due summary had nothing new: not looked at again before this time.
+        self._quiet_until: dict[int, datetime] = {}
 
     @property
     def every_minutes(self) -> int:
@@ -99,6 +108,8 @@ class SummaryScheduler:
         for incident in await asyncio.to_thread(store.open_incidents):
             if not summary_due(incident, now, every):
                 continue
+            if now < self._quiet_until.get(incident.id, now):
+                continue
             name = f"summary:{incident.id}"
             won = await asyncio.to_thread(
                 store.try_lease,
@@ -115,11 +126,17 @@ class SummaryScheduler:
             if not summary_due(fresh, now, every):
                 continue
             try:
-                await post_summary(self.services, incident.id, reason="scheduled", now=now)
+                ts = await post_summary(
+                    self.services, incident.id, reason="scheduled", now=now, only_if_changed=True
+                )
             except Exception as exc:  # one incident's failure must not stop the others
                 log.warning("summary for incident %s failed: %s", incident.id, type(exc).__name__)
                 await asyncio.to_thread(store.release_lease, name, self.holder)
                 continue
+            if ts is None:  # nothing new since the last summary: look again in N minutes
+                self._quiet_until[incident.id] = now + timedelta(minutes=every)
+                continue
+            self._quiet_until.pop(incident.id, None)
             posted.append(incident.id)
         held = await asyncio.to_thread(store.leases_held, self.holder, "summary:")
         metrics.LEASES.labels("summary").set(held)

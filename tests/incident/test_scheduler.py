@@ -39,7 +39,12 @@ def test_summary_posts_every_interval_while_open(database):
     assert tick(T0 + timedelta(minutes=29)) == []
     assert tick(T0 + timedelta(minutes=30)) == [inc.id]
     assert tick(T0 + timedelta(minutes=31)) == []
+    IncidentStore(db).add_note(
+        inc.id, "rolled back the rule", actor="U1", now=T0 + timedelta(minutes=40)
+    )
     assert tick(T0 + timedelta(minutes=61)) == [inc.id]
+    # Nothing new since the 61-minute summary: the next interval posts nothing.
+    assert tick(T0 + timedelta(minutes=92)) == []
     assert [channel for channel, _ in posts] == ["CINC", "CINC"]
     assert posts[0][1].startswith("Scheduled summary: #1 Registry 404s")
     IncidentStore(db).resolve(inc.id, actor="U1", now=T0 + timedelta(minutes=70))
