@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from bot.diagnosis.aws import AwsCaller, read_only_session
 from bot.diagnosis.runner import HTTP_TIMEOUT, Runner
 from bot.watch.engine import WatchEngine
 from bot.watch.limits import DEFAULT_LIMITS, WatchLimits, format_duration
@@ -97,7 +96,6 @@ class WatchSupervisor:
         self.jobs: dict[int, asyncio.Task[None]] = {}
         self.budget = UpdateBudget(self.limits.updates_per_minute)
         self._adopter: asyncio.Task[None] | None = None
-        self._aws: dict[str, AwsCaller] = {}
         self._caches: dict[tuple[str, float], TickReads] = {}
         self._http: httpx.AsyncClient | None = None
 
@@ -122,10 +120,6 @@ class WatchSupervisor:
         if self._http is not None and "http" not in self.services.overrides:
             await self._http.aclose()
         self._http = None
-        for aws in self._aws.values():
-            if aws is not self.services.overrides.get("aws"):
-                aws.close()
-        self._aws.clear()
         self._caches.clear()
 
     async def _adopt_forever(self) -> None:
@@ -185,9 +179,11 @@ class WatchSupervisor:
         key = (env.name, every)
         cache = self._caches.get(key)
         if cache is None:
-            inner = self.services.overrides.get("aws") or self._aws.get(env.name)
-            if inner is None:
-                inner = self._aws[env.name] = AwsCaller(read_only_session(env.region))
+            checks = self.services.overrides.get("checks")
+            # The process's caller for the region: its clients and threads serve every run.
+            inner = self.services.overrides.get("aws") or self.services.aws_caller(
+                env.region, checks
+            )
             cache = self._caches[key] = TickReads(inner, ttl=max(every / 2, 0.05))
         return Runner(
             env,
