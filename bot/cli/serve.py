@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 from typing import Any
 
 from bot.cli.common import EXIT_OK, UsageExit, app_or_exit, echo, settings_or_exit
@@ -129,8 +130,15 @@ def cmd_socket(args: argparse.Namespace, **_: Any) -> int:
         scheduler = start_scheduler(app)
         echo("hokusai: connecting in Socket Mode")
         running = asyncio.ensure_future(handler.start_async())
+        # SIGTERM (a supervisor, a deploy): close the socket, hand the leases back, exit 0.
+        stopping = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGTERM, lambda: stopping.done() or stopping.set_result(None)
+        )
         try:
-            await asyncio.wait({running, refused}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({running, refused, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if stopping.done():
+                return
             if refused.done():
                 raise UsageExit(
                     f"SLACK_APP_TOKEN was refused by Slack ({refused.result()}); make a new one"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -158,3 +159,12 @@ def test_an_app_token_revoked_while_running_stops_the_process_with_one_line(slac
     assert stderr.strip().splitlines()[-1] == (
         "hokusai socket: SLACK_APP_TOKEN was refused by Slack (token_revoked); make a new one"
     )
+
+
+def test_sigterm_closes_the_socket_and_exits_cleanly(slack, socket_bot):
+    socket_bot.send_signal(signal.SIGTERM)
+    assert socket_bot.wait(15) == 0
+    deadline = time.monotonic() + 5
+    while slack.socket_count and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert slack.socket_count == 0
