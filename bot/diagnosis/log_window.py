@@ -76,17 +76,18 @@ async def read_newest(
         read.calls += 1
         events = resp.get("events", [])
         token = resp.get("nextToken")
-        if token and events:
-            # More than a page in this slice, and these are its oldest. Narrow the slice to
-            # what a page holds at the density just seen and ask again for its newest part.
-            per_ms = len(events) / max(1, events[-1]["timestamp"] - lo + 1)
+        if token and events and events[0]["timestamp"] != events[-1]["timestamp"]:
+            # More than a page in this slice, and these are its oldest. Start the slice again
+            # where a page would hold at the density just seen — and at least past what this
+            # page covered, so a burst at the end is reached — and ask for its newest part.
+            last = events[-1]["timestamp"]
+            per_ms = len(events) / max(1, last - lo + 1)
             narrower = max(1, int(page * _FILL / per_ms))
-            if narrower < span:
-                span = narrower
-                continue
+            span = end - max(end - narrower + 1, last) + 1
+            continue
         if token:
-            # A burst too dense to narrow (one millisecond), or a page CloudWatch cut short:
-            # page through the slice.
+            # A page within one millisecond (a burst), or one CloudWatch cut short: page
+            # through the slice.
             while token and read.calls < max_calls:
                 more = await aws("logs", "filter_log_events", **params, nextToken=token)
                 read.calls += 1
@@ -94,7 +95,9 @@ async def read_newest(
                 token = more.get("nextToken")
         read.events.extend(reversed(events))
         if token:
-            break  # the budget ended inside this slice: it was not read to its start
+            # The budget ended inside this slice: these are not its newest, and everything
+            # from read_from_ms on is still all that was read whole.
+            return read
         read.read_from_ms = lo
         end = lo - 1
         # Grow the next slice towards a page's worth at this density.
