@@ -23,6 +23,7 @@ from bot.diagnosis.aws_cache import gather_bounded
 from bot.diagnosis.checks.base import CheckContext, CheckResult, check
 from bot.diagnosis.checks.edge import configured_load_balancers
 from bot.diagnosis.log_window import WindowRead, read_newest
+from bot.offload import offload
 from bot.redaction import default_redactor
 
 WINDOW_MINUTES = 60
@@ -226,8 +227,8 @@ async def errors(ctx: CheckContext) -> CheckResult:
         read = await read_newest(
             ctx.aws, spec.log_group, end_ms - minutes * 60_000, end_ms, pattern=FILTER_PATTERN
         )
-        # Thousands of lines to redact and fold: off the event loop, so other checks go on.
-        return read, await asyncio.to_thread(group_lines, read.events)
+        # Up to thousands of lines to redact and fold: in the CPU pool, off the event loop.
+        return read, await offload(group_lines, read.events)
 
     (read, (groups, tracebacks)), head = await asyncio.gather(
         grouped(), _newest_stream_head(ctx, spec.log_group)
