@@ -71,7 +71,7 @@ async def start(args: WatchArgs, req: CommandRequest, services: Any) -> Reply | 
     from bot.diagnosis.runner import UnknownScope
     from bot.incident.store import FAILING_STATUSES, WatchExists
     from bot.watch.engine import select_instances
-    from bot.watch.supervisor import lease_name, supervisor_for
+    from bot.watch.supervisor import first_message, lease_name, supervisor_for
 
     supervisor = supervisor_for(services)
     limits = supervisor.limits
@@ -126,6 +126,16 @@ async def start(args: WatchArgs, req: CommandRequest, services: Any) -> Reply | 
         )
     except WatchExists as exc:
         return Reply(f"{exc}. Stop it with `/hokusai watch stop` first, or wait for it to end.")
+    # The message is posted here, so a channel that refuses the bot tells the person at once
+    # (the router explains the refusal) and leaves no watch running.
+    try:
+        text, blocks = first_message(row)
+        ts = await services.outbound.post(req.channel_id, text, blocks)
+    except Exception:
+        await asyncio.to_thread(lambda: store.end_watch(row.id, status="stopped"))
+        raise
+    await asyncio.to_thread(store.set_watch_message, row.id, ts)
+    row = await asyncio.to_thread(store.watch, row.id)
     won = await asyncio.to_thread(
         store.try_lease,
         lease_name(row.id),

@@ -433,6 +433,19 @@ async def finalize(
         )
 
 
+def first_message(row: WatchRow) -> tuple[str, list[dict[str, Any]]]:
+    """The watch message before its first tick: every check listed, nothing run yet."""
+    view = WatchView(
+        watch_id=row.id,
+        env=row.env,
+        every=row.every_s,
+        ends_at=row.ends_at,
+        tracks=[CheckTrack(cid) for cid in row.check_ids],
+        headline=Headline(detail="the first tick is running"),
+    )
+    return message(view)
+
+
 def _offers_monitoring(headline: Headline, incident: Any) -> bool:
     return (
         headline.name == RECOVERED

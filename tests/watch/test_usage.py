@@ -48,3 +48,12 @@ def test_stop_without_a_watch_says_so(chat):
 def test_help_lists_watch(chat):
     ack = chat.command("help watch")
     assert "*/hokusai watch* —" in ack.text and "/hokusai watch stop" in ack.text
+
+
+def test_a_channel_that_refuses_the_bot_tells_the_person_and_leaves_no_watch(chat):
+    chat.slack.add_channel("C0OUTSIDE", "outside", is_member=False, is_private=True)
+    chat.command("watch routing", channel_id="C0OUTSIDE", channel_name="outside")
+    said = chat.ephemeral_texts()[-1]
+    assert "I could not post in this channel" in said and "/invite @hokusai" in said
+    assert "Watching" not in said
+    assert chat.server.app.hokusai_services.store().active_watches() == []
