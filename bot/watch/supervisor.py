@@ -275,6 +275,11 @@ class WatchJob:
             await self.finish("ended")
             return False
         if not row.message_ts:
+            # The command that started it posts its message; only when that process died before
+            # it could is the message posted here.
+            age = (self.services.clock() - row.started_at).total_seconds()
+            if row.tick == 0 and age < self.limits.lease_ttl(row.every_s):
+                return True
             await self._post_message(store)
         tick = await engine.tick(spread=min(row.every_s / 2, 15.0))
         previous, headline = engine.fold(tick)
