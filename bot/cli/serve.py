@@ -74,13 +74,23 @@ def cmd_serve(args: argparse.Namespace, **_: Any) -> int:
 
 
 async def _tokens_or_exit(app: Any, settings: Any, *, app_token: bool = False) -> None:
-    """Stop with one line when Slack refuses a token, instead of retrying forever."""
+    """Stop with one line when Slack refuses a token (instead of retrying forever) or Jira
+    says the project or issue type in hokusai.yml does not exist."""
     from bot.outbound import app_token_problem
     from bot.slack.app import services_of
+    from bot.tickets import provider_from_settings
 
-    problem = await services_of(app).outbound.token_problem()
+    services = services_of(app)
+    problem = await services.outbound.token_problem()
     if problem:
         raise UsageExit(f"SLACK_BOT_TOKEN was refused by Slack ({problem}); make a new one")
+    tracker = services.overrides.get("tracker") or provider_from_settings(
+        services.settings, services.config
+    )
+    check = getattr(tracker, "settings_problem", None)
+    problem = await check() if check is not None else None
+    if problem:
+        raise UsageExit(problem)
     if app_token:
         token = settings.slack_app_token.get_secret_value()
         problem = await app_token_problem(token, settings.slack_api_url)

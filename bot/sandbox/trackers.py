@@ -338,6 +338,12 @@ class TrackerStandIn:
                 },
                 {},
             )
+        if method == "GET" and path.startswith("/rest/api/3/project/"):
+            key = path.rsplit("/", 1)[1]
+            if key != self.jira_project:
+                return 404, {"errorMessages": [f"No project could be found with key '{key}'."]}, {}
+            types = [{"id": str(i), "name": t} for i, t in enumerate(self.jira_issue_types, 1)]
+            return 200, {"key": key, "name": key, "issueTypes": types}, {}
         match = _JIRA_ISSUE.match(path)
         if not match:
             return 404, {"errorMessages": ["Not found"]}, {}

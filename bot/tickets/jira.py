@@ -218,5 +218,29 @@ class JiraProvider:
             provider=self.name,
         )
 
+    async def settings_problem(self) -> str | None:
+        """Whether ``project`` exists and has ``issue_type``, asked once at start-up; a line
+        saying what is wrong, or None (also when Jira cannot be reached: it may come back)."""
+        try:
+            project = await self._request(
+                "GET", f"/rest/api/3/project/{self.project}", f"read project {self.project}"
+            )
+        except TrackerError as exc:
+            if exc.kind == "not_found":
+                return (
+                    f"incidents.jira_project: Jira has no project {self.project} "
+                    "(or JIRA_EMAIL cannot see it)"
+                )
+            if exc.kind == "auth":
+                return f"JIRA_EMAIL / JIRA_API_TOKEN: {exc}"
+            return None
+        types = [t.get("name") for t in project.get("issueTypes") or [] if isinstance(t, dict)]
+        if types and self.issue_type not in types:
+            return (
+                f"incidents.jira_issue_type: {self.issue_type!r} is not an issue type of "
+                f"{self.project} ({', '.join(str(t) for t in types)})"
+            )
+        return None
+
     def browse_url(self, key: str) -> str:
         return f"{self.base_url}/browse/{key}"

@@ -237,3 +237,39 @@ def test_jira_without_a_project_stops_start_up_with_one_line(bot_env, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert "incidents.jira_project is not set" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("project", "issue_type", "said"),
+    [
+        ("NOPE", "Task", "incidents.jira_project: Jira has no project NOPE"),
+        ("OPS", "Story", "incidents.jira_issue_type: 'Story' is not an issue type of OPS"),
+    ],
+)
+def test_a_jira_project_or_issue_type_jira_does_not_have_stops_start_up(
+    bot_env, tmp_path, trackers, project, issue_type, said
+):
+    import yaml
+
+    config = yaml.safe_load((REPO / "hokusai.yml").read_text())
+    config["incidents"].update({"jira_project": project, "jira_issue_type": issue_type})
+    path = tmp_path / "hokusai.yml"
+    path.write_text(yaml.safe_dump(config))
+    env = {
+        **os.environ,
+        **bot_env,
+        "HOKUSAI_CONFIG": str(path),
+        "JIRA_BASE_URL": trackers.jira_url,
+        "JIRA_EMAIL": "oncall@hokus.ai",
+        "JIRA_API_TOKEN": token(),
+    }
+    proc = run_cli("serve", "--port", "0", env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"hokusai serve: {said}")
+
+
+async def test_a_jira_project_and_issue_type_that_exist_pass_the_start_up_check(trackers):
+    assert await jira(trackers).settings_problem() is None
+    trackers.fail_next("jira", 503, times=10)  # Jira down at start-up: start anyway
+    assert await jira(trackers).settings_problem() is None
