@@ -36,6 +36,7 @@ INLINE = False
 UPDATE_INTERVAL = 1.0  # seconds between progress updates of one message
 QUEUE_REFRESH = 20.0  # seconds between "N ahead" refreshes of a queued run's message
 RUN_AGAIN = "diagnose_again"
+KIND = "diagnose"  # in the in-flight table
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,13 @@ async def handle(args: DiagnoseArgs, req: CommandRequest, services: Services) ->
             f":warning: I can't post in this channel ({exc.response.get('error')}). "
             "Invite me with `/invite @hokusai` and try again."
         )
+    work = await services.in_flight.begin(
+        KIND,
+        channel=req.channel_id,
+        message_ts=progress.ts,
+        payload={"scopes": args.scopes, "env": args.env, "env_name": env.name},
+        requested_by=req.user_id,
+    )
     try:
         async with queue.running(ticket):
             await progress.begin()
@@ -90,8 +98,23 @@ async def handle(args: DiagnoseArgs, req: CommandRequest, services: Services) ->
         # The message must not stay at "Diagnosing…": it says what happened and offers a retry.
         await progress.stop()
         if not await progress.fail(args, exc):
+            services.in_flight.abandon(work)  # recovery edits the message once Slack answers
             raise
+    await services.in_flight.end(work)
     return None
+
+
+async def recover(services: Services, work: Any) -> None:
+    """A diagnose a dead process left queued or mid-run: its message says it was interrupted."""
+    payload = work.payload or {}
+    args = DiagnoseArgs(scopes=list(payload.get("scopes") or []), env=payload.get("env"))
+    env = payload.get("env_name") or args.env or "the environment"
+    text, blocks = stopped_blocks(
+        f"This diagnose of {env} was interrupted: the bot stopped before it finished, so "
+        "nothing was recorded.",
+        args,
+    )
+    await services.outbound.update(work.channel, work.message_ts, text, blocks)
 
 
 async def finish(
@@ -339,6 +362,7 @@ class ProgressMessage:
 
 def register_actions(app: Any, services: Services) -> None:
     """*Run again* on a diagnose that failed or was interrupted."""
+    services.in_flight.handlers[KIND] = recover
 
     @app.action(RUN_AGAIN)
     async def _run_again_clicked(ack: Any, body: dict[str, Any]) -> None:

@@ -58,6 +58,7 @@ USAGE = "runbook list\nrunbook start NAME [env=ENV]"
 INLINE = False
 
 NOTHING_CHANGED = "Nothing was changed."
+STEP_KIND = "runbook_step"  # in the in-flight table
 _CLICK = re.compile(rf"^runbook_({RUN}|{DONE}|{SKIP}|{CHOICE}_\d+)$")
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ def _save_message_ts(
 
 def register_actions(app: Any, services: Services) -> None:
     """Walkthrough buttons, the Add note modal, and diagnose's "Start runbook" button."""
+    services.in_flight.handlers[STEP_KIND] = recover_step
 
     @app.action(_CLICK)
     async def _click(ack: Any, body: dict[str, Any]) -> None:
@@ -317,10 +319,32 @@ async def _apply(services: Services, body: dict[str, Any], ref: ButtonRef, actio
         walk = await asyncio.to_thread(_load, services, ref, body)
     await _check_access(services, walk, user, (body.get("channel") or {}).get("name"))
     state, line = await asyncio.to_thread(_advance, services, walk, action, user)
+    # Noted in flight before anyone sees "running": if this process dies before the result,
+    # a restart offers Run again.
+    work = (
+        await _note_in_flight(services, walk, state, body, user)
+        if action.kind == ActionKind.RUN
+        else None
+    )
     await _show(services, walk, state, body)
     await asyncio.to_thread(_log, services, walk, line, user)
     if action.kind is ActionKind.RUN:
-        await _run_checks(services, walk, state, body, user)
+        await _run_checks(services, walk, state, body, user, work)
+
+
+async def _note_in_flight(
+    services: Services, walk: _Walk, running: WalkState, body: dict[str, Any], user: str
+) -> int | None:
+    step_id = running.current or ""
+    record = running.steps.get(step_id)
+    run_version = (record.run_version if record else None) or running.version
+    return await services.in_flight.begin(
+        STEP_KIND,
+        channel=walk.record.channel or _channel(body),
+        message_ts=walk.record.message_ts or (body.get("container") or {}).get("message_ts"),
+        payload={"session": walk.record.id, "step": step_id, "run_version": run_version},
+        requested_by=user,
+    )
 
 
 async def _check_access(
@@ -380,22 +404,46 @@ def _log(services: Services, walk: _Walk, line: str, user: str) -> None:
 
 
 async def _run_checks(
-    services: Services, walk: _Walk, running: WalkState, body: dict[str, Any], user: str
+    services: Services,
+    walk: _Walk,
+    running: WalkState,
+    body: dict[str, Any],
+    user: str,
+    work: int | None,
 ) -> None:
     """Run the step's checks, then record the result and follow its branch."""
     step = walk.runbook.step(running.current or "")
     assert step is not None and step.automated is not None
-    results = await _results(services, running.env, step.automated.checks)
     run_version = running.steps[step.id].run_version or running.version
+    results = await _results(services, running.env, step.automated.checks)
     action = Action(ActionKind.RESULT, step.id, run_version, results=tuple(results))
     try:
         state, line = await asyncio.to_thread(_advance, services, walk, action, user)
     except ActionRejected as exc:
         # Skipped or re-run while the checks ran: those results answer nothing now.
         log.info("walkthrough %s: result dropped (%s)", walk.record.id, exc)
+        await services.in_flight.end(work)
         return
+    await services.in_flight.end(work)
     await _show(services, walk, state, body)
     await asyncio.to_thread(_log, services, walk, line, user)
+
+
+async def recover_step(services: Services, work: Any) -> None:
+    """A step whose checks a dead process was running: marked interrupted, *Run* offered."""
+    payload = work.payload or {}
+    ref = ButtonRef(int(payload["session"]), str(payload["step"]), int(payload["run_version"]))
+    try:
+        walk = await asyncio.to_thread(_load, services, ref, {})
+        action = Action(ActionKind.INTERRUPTED, ref.step_id, ref.version)
+        actor = work.requested_by or ""
+        state, line = await asyncio.to_thread(_advance, services, walk, action, actor)
+    except ActionRejected as exc:
+        log.info("walkthrough %s needs no recovery (%s)", ref.session_id, exc)
+        return
+    body = {"channel": {"id": work.channel}, "container": {"message_ts": work.message_ts}}
+    await _show(services, walk, state, body)
+    await asyncio.to_thread(_log, services, walk, line, actor)
 
 
 async def _results(services: Services, env_name: str | None, scopes: list[str]) -> list[CheckLine]:

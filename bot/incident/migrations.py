@@ -197,6 +197,28 @@ def m003_watches(db: Database) -> None:
     db.table("diagnose_runs").create_index(["channel", "id"])
 
 
+@MIGRATIONS()
+def m004_in_flight(db: Database) -> None:
+    """Work a process has started and not finished (a diagnose, a runbook step's checks): who
+    holds it until when, and which message shows it, so a restart can say it was interrupted."""
+    db.table("in_flight").create(
+        {
+            "id": int,
+            "kind": str,
+            "channel": str,
+            "message_ts": str,
+            "payload": str,
+            "requested_by": str,
+            "holder": str,
+            "started_at": str,
+            "expires_at": str,
+        },
+        pk="id",
+        not_null={"kind", "holder", "started_at", "expires_at"},
+    )
+    db.table("in_flight").create_index(["expires_at"])
+
+
 def apply_migrations(db: Database | PgDatabase) -> list[str]:
     """Apply pending migrations under one write lock; returns the names applied.
 

@@ -41,7 +41,7 @@ STATUSES: tuple[str, ...] = ("investigating", "identified", "monitoring", "resol
 OPEN_STATUSES: tuple[str, ...] = STATUSES[:-1]
 FAILING_STATUSES: tuple[str, ...] = tuple(s.value for s in PROBLEM_STATUSES)
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4)
-_JSON_COLUMNS = {"evidence", "check_ids", "state", "scopes"}
+_JSON_COLUMNS = {"evidence", "check_ids", "state", "scopes", "payload"}
 _T = TypeVar("_T")
 # Files this process has already brought up to date (``Services.store()`` builds many stores).
 _MIGRATED: set[str] = set()
@@ -257,6 +257,21 @@ class TicketLink(_FromRow):
     linked_at: datetime
     linked_by: str | None
     check_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InFlight(_FromRow):
+    """Work a process started and has not finished; ``holder`` renews ``expires_at``."""
+
+    id: int
+    kind: str
+    channel: str | None
+    message_ts: str | None
+    payload: dict[str, Any]
+    requested_by: str | None
+    holder: str
+    started_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -1316,6 +1331,61 @@ class IncidentStore:
             [holder, prefix + "%", to_ts(_now(now))],
         )
         return int(rows[0]["n"])
+
+    # -- work in flight ----------------------------------------------------------------------
+
+    def begin_in_flight(
+        self,
+        kind: str,
+        *,
+        holder: str,
+        ttl: float,
+        channel: str | None = None,
+        message_ts: str | None = None,
+        payload: dict[str, Any] | None = None,
+        requested_by: str | None = None,
+        now: datetime | None = None,
+    ) -> int:
+        """Note work ``holder`` has started; it must be renewed within ``ttl`` seconds."""
+        at = _now(now)
+        with self._db() as db:
+            return self._insert(
+                db,
+                "in_flight",
+                {
+                    "kind": kind,
+                    "channel": channel,
+                    "message_ts": message_ts,
+                    "payload": payload or {},
+                    "requested_by": requested_by,
+                    "holder": holder,
+                    "started_at": to_ts(at),
+                    "expires_at": to_ts(at + timedelta(seconds=ttl)),
+                },
+            )
+
+    def renew_in_flight(
+        self, ids: Sequence[int], ttl: float, *, now: datetime | None = None
+    ) -> None:
+        """Push the deadline of the work ``ids`` (the holder is alive and still at it)."""
+        if not ids:
+            return
+        marks = ", ".join("?" for _ in ids)
+        expires = to_ts(_now(now) + timedelta(seconds=ttl))
+        with self._db() as db:
+            self._write(
+                db, f"UPDATE in_flight SET expires_at = ? WHERE id IN ({marks})", [expires, *ids]
+            )
+
+    def in_flight(self) -> list[InFlight]:
+        """All work noted as started and not finished, oldest first."""
+        return [InFlight.from_row(r) for r in self._rows("SELECT * FROM in_flight ORDER BY id")]
+
+    def end_in_flight(self, work_id: int) -> bool:
+        """Strike the work off; True if this call did it (so two processes never both act)."""
+        with self._db() as db:
+            cursor = self._write(db, "DELETE FROM in_flight WHERE id = ?", [work_id])
+        return cursor.rowcount == 1
 
     def prune_requests(self, older_than: datetime) -> int:
         """Forget handled request keys older than ``older_than`` (Slack retries within minutes)."""

@@ -48,6 +48,7 @@ STATE_EMOJI: dict[StepState, str] = {
     StepState.DONE: ":ballot_box_with_check:",
     StepState.SKIPPED: ":fast_forward:",
     StepState.ANSWERED: ":speech_balloon:",
+    StepState.INTERRUPTED: ":warning:",
 }
 CURRENT_EMOJI = ":point_right:"
 
@@ -165,6 +166,8 @@ def _step_line(n: int, step: Step, record: StepRecord, current: bool, title_limi
         line += f" — _{_cut(record.answer, 60)}_"
     elif record.state is StepState.RUNNING:
         line += " — _running…_"
+    elif record.state is StepState.INTERRUPTED:
+        line += " — _interrupted; run it again_"
     return line
 
 
@@ -282,6 +285,13 @@ def walkthrough_blocks(
         if record.state is StepState.RUNNING:
             who = f" (started by {user(record.by)})" if record.by else ""
             blocks.append(_context(f":hourglass_flowing_sand: Running the checks…{who}"))
+        elif record.state is StepState.INTERRUPTED:
+            blocks.append(
+                _context(
+                    ":warning: The bot stopped before these checks reported back; "
+                    "nothing was recorded. Press *Run* to run them again."
+                )
+            )
         fallback = f"Runbook {runbook.title}: step {n} of {total}: {step.title}"
     last = _last_results(runbook, state)
     if last is not None:
@@ -300,7 +310,9 @@ def walkthrough_blocks(
         record = state.steps.get(step.id, StepRecord())
         ref = ButtonRef(session_id, step.id, state.version)
         blocks.extend(_actions_blocks(_buttons(step, record, ref), ref))
-    done = sum(1 for r in state.steps.values() if str(r.state) not in ("pending", "running"))
+    done = sum(
+        1 for r in state.steps.values() if str(r.state) not in ("pending", "running", "interrupted")
+    )
     blocks.append(
         _context(f"walkthrough #{session_id} · {done} of {len(runbook.steps)} steps handled")
     )

@@ -8,7 +8,8 @@ raises :class:`ActionRejected` and changes nothing. Every action carries the sta
 compare-and-swap on the same version number settles who was first).
 
 An automated step takes two actions: ``run`` marks it running (so a second Run is stale),
-then ``result`` records the checks' outcomes and follows ``on_pass`` or ``on_fail``.
+then ``result`` records the checks' outcomes and follows ``on_pass`` or ``on_fail``; when the
+process running them dies, ``interrupted`` (from start-up recovery) offers *Run* again.
 
 Example::
 
@@ -45,6 +46,7 @@ class StepState(StrEnum):
     DONE = "done"
     SKIPPED = "skipped"
     ANSWERED = "answered"
+    INTERRUPTED = "interrupted"  # its checks never reported back (the bot stopped): Run again
 
 
 class ActionKind(StrEnum):
@@ -54,6 +56,7 @@ class ActionKind(StrEnum):
     SKIP = "skip"
     NOTE = "note"
     CHOICE = "choice"
+    INTERRUPTED = "interrupted"
 
 
 class ActionRejected(HokusaiError):
@@ -204,6 +207,8 @@ class Walker:
         if kind is ActionKind.RESULT:
             # A result answers the Run that started it (a note added meanwhile does not matter).
             return new, self._result(new, step, action, actor)
+        if kind is ActionKind.INTERRUPTED:
+            return new, self._interrupted(new, step, action)
         if action.version != state.version or state.current != step.id or state.finished:
             raise StaleAction(self._stale_reason(state))
         record = new.record(step.id)
@@ -297,6 +302,18 @@ class Walker:
             what = f"failed ({len(failing)} of {len(record.results)} checks: {names})"
         target = step.pass_target if passed else step.fail_target
         return f"{self._label(step)}: {what}{self._enter(state, step, target)}"
+
+    def _interrupted(self, state: WalkState, step: Step, action: Action) -> str:
+        """The Run ``action.version`` will never report back: the step may be run again."""
+        record = state.record(step.id)
+        if (
+            state.current != step.id
+            or record.state is not StepState.RUNNING
+            or record.run_version != action.version
+        ):
+            raise StaleAction("that run's step was skipped or run again meanwhile")
+        record.state = StepState.INTERRUPTED
+        return f"{self._label(step)}: interrupted before its checks reported back; run it again"
 
     def _choose(
         self, state: WalkState, step: Step, record: StepRecord, action: Action, actor: str

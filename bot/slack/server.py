@@ -234,7 +234,8 @@ async def serve_forever(
 
 
 def start_scheduler(app: AsyncApp) -> Any:
-    """Start the periodic incident summaries and the watches on the running loop (every
+    """Start the periodic incident summaries, the watches and the in-flight bookkeeping (which
+    first marks work a dead process left running as interrupted) on the running loop (every
     process may: leases in the database decide who posts and who runs each watch).
 
     Returns what was started; ``await started.stop()`` stops it all and gives the leases back.
@@ -247,7 +248,9 @@ def start_scheduler(app: AsyncApp) -> Any:
     scheduler.start()
     watches = supervisor_for(services)
     watches.start()
-    return _Background(scheduler, watches)
+    # First thing: tell channels about the work a dead process left "running".
+    services.in_flight.start()
+    return _Background(scheduler, watches, services.in_flight)
 
 
 class _Background:

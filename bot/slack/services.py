@@ -21,6 +21,7 @@ from bot.redaction import Redactor, default_redactor
 from bot.settings import Settings
 from bot.slack.access import AccessControl
 from bot.slack.commanding import UsageError
+from bot.slack.recovery import InFlightWork
 from bot.slack.run_queue import RunQueue
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class Services:
         self._aws: dict[tuple[str, frozenset[str]], AwsCaller] = {}
         # Diagnoses beyond this many wait their turn: memory and threads stay bounded.
         self.diagnoses = RunQueue(settings.hokusai_max_diagnoses)
+        # Work started and not finished, so a restart can say what a crash interrupted.
+        self.in_flight = InFlightWork(self)
         self._access: AccessControl | None = None
 
     @property
