@@ -339,6 +339,8 @@ def burst_main(n: int) -> int:
         f"{n} diagnoses: {result['posted']} messages, {result['stuck']} left queued or mid-run, "
         f"all done in {result['took']:.0f} s; {len(errors)} error lines in the serve log"
     )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"machine load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} cores")
     return 0
 
 

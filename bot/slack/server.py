@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ from bot.slack.gate import RequestGate
 from bot.slack.services import response_sent
 
 EVENTS_PATH = "/slack/events"
+LOOP_SWITCH_INTERVAL = 0.001
 
 
 def asgi_app(app: AsyncApp, signing_secret: str | None = None) -> Callable[..., Any]:
@@ -217,6 +219,9 @@ async def serve_forever(
     app: AsyncApp, host: str, port: int, on_ready: Callable[[int], None]
 ) -> None:
     server = _GracefulServer(uvicorn_config(app, host, port))
+    # When AWS and CPU threads are busy, the loop thread asks for the interpreter back after
+    # 1 ms instead of Python's default 5 ms: acks wait less behind a burst of diagnoses.
+    sys.setswitchinterval(LOOP_SWITCH_INTERVAL)
 
     async def announce() -> None:
         while not server.started:

@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Threads for AWS calls, shared by every run of the process (calls wait on the network; more
+# threads would mostly compete with the event loop for the interpreter when answers are fast).
+AWS_THREADS = 8
+
 # Set by the HTTP server for each request: work spawned while handling it starts once the ack
 # has been written, so the ack never waits behind that work for the event loop.
 response_sent: ContextVar[asyncio.Event | None] = ContextVar("response_sent", default=None)
@@ -112,7 +116,8 @@ class Services:
         allowed = allowed_actions(checks.values() if checks is not None else None)
         key = (region, allowed)
         if key not in self._aws:
-            self._aws[key] = AwsCaller(read_only_session(region, allowed=allowed))
+            session = read_only_session(region, allowed=allowed)
+            self._aws[key] = AwsCaller(session, max_workers=AWS_THREADS)
         return self._aws[key]
 
     def claim_request(self, key: str, *, is_retry: bool | None = None) -> bool:
