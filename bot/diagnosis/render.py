@@ -97,7 +97,14 @@ def _record(item: dict[str, Any]) -> str:
     return " · ".join(values)
 
 
-def evidence_lines(evidence: dict[str, Any], limit: int = MAX_EVIDENCE_LINES) -> list[str]:
+# Where the evidence a view leaves out can be read: Slack has the thread, the terminal --json.
+MORE_IN_THREAD = "in the thread and the log"
+MORE_IN_JSON = "in hokusai diagnose --json"
+
+
+def evidence_lines(
+    evidence: dict[str, Any], limit: int = MAX_EVIDENCE_LINES, *, more: str = MORE_IN_THREAD
+) -> list[str]:
     """Evidence as ``key: value`` lines, the most useful first, cut to ``limit`` lines.
 
     A list of records (listener rules, targets) becomes one indented line per record.
@@ -117,7 +124,7 @@ def evidence_lines(evidence: dict[str, Any], limit: int = MAX_EVIDENCE_LINES) ->
             items.append([f"{key}: {_value(value)}"])
     lines = [line for item in items[:limit] for line in item]
     if len(items) > limit:
-        lines.append(f"({len(items) - limit} more evidence field(s) in the thread and the log)")
+        lines.append(f"({len(items) - limit} more evidence field(s) {more})")
     return lines
 
 
@@ -293,6 +300,7 @@ def terminal_report(report: Any, *, color: bool = False) -> str:
         if outcome.status.is_problem:
             if outcome.result.hint:
                 lines.append(f"    next: {outcome.result.hint}")
-            lines += [f"    {line}" for line in evidence_lines(outcome.result.evidence, 8)]
+            evidence = evidence_lines(outcome.result.evidence, 8, more=MORE_IN_JSON)
+            lines += [f"    {line}" for line in evidence]
     lines += ["", f"Verdict: {report.verdict}"]
     return "\n".join(lines)

@@ -220,13 +220,19 @@ def _keep_running(sandbox: Sandbox, chat: Conversation, narrator: _Narrator) -> 
         "export AWS_ACCESS_KEY_ID=sandbox AWS_SECRET_ACCESS_KEY=sandbox AWS_REGION=us-east-1\n"
         f"export HOKUSAI_API_KEY={sandbox.api_key}\n"
         f"export HOKUSAI_CONFIG={sandbox.config_path}\n"
+        f"export HOKUSAI_DB={chat.db_path}\n"
+        "export NO_PROXY=127.0.0.1,localhost\n"
     )
     env_file.chmod(0o600)
+    incidents = chat.server.app.hokusai_services.store().list_incidents(limit=1)
+    show = f"  .venv/bin/hokusai incident show {incidents[0].id}\n" if incidents else ""
     control = controls.ControlServer(sandbox).start()
     narrator.line(
         "\nThe sandbox keeps running. In another terminal, from this directory:\n"
         f"  source {env_file}\n"
         "  .venv/bin/hokusai diagnose\n"
+        "  .venv/bin/hokusai incident list\n"
+        f"{show}"
         f"  curl -s '{sandbox.edge.url}/api/2.0/mlflow/experiments/search?max_results=1'\n"
         f"  dig @127.0.0.1 -p {sandbox.dns.address.rsplit(':', 1)[1]} registry.hokus.ai\n"
         "  .venv/bin/hokusai watch --scope mlflow-direct --every 10 --for 600\n"
