@@ -175,12 +175,17 @@ def report_blocks(
     outcomes: list[CheckOutcome] = list(report.outcomes)
     first = report.first_failure
     chain = hop_chain(outcomes, _layers_of(outcomes), first_failure=first)
-    headline = (
-        f":rotating_light: First failing hop: *{HOP_TITLES[first.layer]}*"
-        f" ({first.result.classification or 'unclassified'})"
-        if first
-        else ":white_check_mark: No hop of the request path fails"
-    )
+    # One verdict line: the first failing hop (its words and evidence follow in the lead
+    # section), else why the path is not proven healthy, else that nothing fails.
+    if first is not None:
+        headline = (
+            f":rotating_light: First failing hop: *{HOP_TITLES[first.layer]}*"
+            f" ({first.result.classification or 'unclassified'})"
+        )
+    elif not outcomes or any(o.status in (Status.ERROR, Status.TIMEOUT) for o in outcomes):
+        headline = f":warning: {report.verdict}"
+    else:
+        headline = ":white_check_mark: No hop of the request path fails"
     counts = _counts(outcomes)
     blocks: list[dict[str, Any]] = [
         {
@@ -188,7 +193,6 @@ def report_blocks(
             "text": {"type": "plain_text", "text": f"Diagnose: {report.env} — {target}"},
         },
         {"type": "section", "text": {"type": "mrkdwn", "text": f"{headline}\n{chain}"}},
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"*Verdict:* {report.verdict}"}},
     ]
     hop_problems = [o for o in outcomes if o.layer in HOP_LAYERS and o.status.is_problem]
     # The first failing hop leads with its evidence (what a responder acts on); the other

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from bot.config import load_config
@@ -43,3 +44,32 @@ def test_the_cli_report_never_mentions_a_thread() -> None:
     assert "thread" not in printed.lower()
     assert "(4 more evidence field(s) in hokusai diagnose --json)" in printed
     assert "in the thread" in str(blocks)  # Slack's view does have one
+
+
+def test_the_slack_message_says_its_verdict_once() -> None:
+    report = _report()
+
+    fallback, blocks, _ = report_blocks(report, target="registry.hokus.ai")
+    shown = json.dumps(blocks, ensure_ascii=False)
+
+    assert shown.count("no listener rule sends /api/mlflow/* to the API") == 1
+    assert shown.count("First failing hop") == 1
+    assert "Verdict:" not in shown
+    assert "no listener rule" in fallback  # the notification text carries it instead
+
+
+def test_a_run_that_could_not_finish_does_not_wear_a_green_tick() -> None:
+    async def unreachable(ctx: Any) -> CheckResult:
+        raise ConnectionError("AWS endpoint unreachable")
+
+    checks = {
+        f"routing.c{n}": Check(f"routing.c{n}", "routing", "r", unreachable) for n in range(3)
+    }
+    env = load_config(REPO / "hokusai.yml").environment()
+    report = asyncio.run(Runner(env, aws=_NoAws(), checks=checks).run())
+
+    _, blocks, _ = report_blocks(report, target="registry.hokus.ai")
+    top = blocks[1]["text"]["text"].splitlines()[0]
+
+    assert top.startswith(":warning: ") and report.verdict in top
+    assert ":white_check_mark:" not in json.dumps(blocks[:2])
