@@ -35,7 +35,9 @@ def test_cloudtrail_not_implemented_is_skipped_with_the_reason():
     outcome = scenario_run("healthy").ours.outcome("changes.listener-rules")
     assert outcome.status is Status.SKIPPED
     assert outcome.result.summary.startswith("CloudTrail is not readable here:")
-    assert outcome.duration_ms < 2000
+    # Not retried with backoff (botocore would keep at it for tens of seconds); the bound is
+    # loose because shared CI machines are slow, not because a few seconds would be fine.
+    assert outcome.duration_ms < 8000
 
 
 def _run_listener_rules(answer):
