@@ -219,6 +219,35 @@ def m004_in_flight(db: Database) -> None:
     db.table("in_flight").create_index(["expires_at"])
 
 
+@MIGRATIONS()
+def m005_incident_lifecycle(db: Database) -> None:
+    """Private incidents, comms and scribe roles, channel names, topics and archiving;
+    ``cancelled`` closes an incident like ``resolved``; polled and verified ticket states;
+    the diagnosis' cause on each run; the names of the people the log mentions."""
+    for column in (
+        "private INTEGER NOT NULL DEFAULT 0",
+        "comms TEXT",
+        "scribe TEXT",
+        "channel_name TEXT",
+        "origin_channel_name TEXT",
+        "topic TEXT",
+        "archived_at TEXT",
+    ):
+        db.execute(f"ALTER TABLE incidents ADD COLUMN {column}")
+    # One open incident per channel still; a cancelled one no longer holds its channel.
+    db.execute("DROP INDEX idx_incidents_open_channel")
+    db.execute(
+        "CREATE UNIQUE INDEX idx_incidents_open_channel ON incidents(channel_id) "
+        "WHERE status NOT IN ('resolved', 'cancelled')"
+    )
+    # "Was this title declared from this channel in the last 10 minutes?"
+    db.table("incidents").create_index(["origin_channel_id", "started_at"])
+    for column in ("polled_at TEXT", "verified TEXT", "verified_at TEXT"):
+        db.execute(f"ALTER TABLE ticket_links ADD COLUMN {column}")
+    db.execute("ALTER TABLE diagnose_runs ADD COLUMN cause TEXT")
+    db.table("people").create({"user_id": str, "name": str, "fetched_at": str}, pk="user_id")
+
+
 def apply_migrations(db: Database | PgDatabase) -> list[str]:
     """Apply pending migrations under one write lock; returns the names applied.
 

@@ -23,6 +23,7 @@ import json
 import re
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -32,16 +33,37 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from bot import metrics
-from bot.diagnosis.checks.base import PROBLEM_STATUSES
+from bot.diagnosis.checks.base import HOP_LAYERS, PROBLEM_STATUSES
 from bot.errors import HokusaiError
 from bot.incident.engine import PgDatabase, display, is_postgres
 from bot.incident.migrations import apply_migrations
 
-STATUSES: tuple[str, ...] = ("investigating", "identified", "monitoring", "resolved")
-OPEN_STATUSES: tuple[str, ...] = STATUSES[:-1]
+STATUSES: tuple[str, ...] = (
+    "investigating",
+    "identified",
+    "mitigated",
+    "monitoring",
+    "resolved",
+    "cancelled",
+)
+# Resolved and cancelled close an incident: its channel is free for a new one, it may be archived.
+CLOSED_STATUSES: tuple[str, ...] = ("resolved", "cancelled")
+OPEN_STATUSES: tuple[str, ...] = tuple(s for s in STATUSES if s not in CLOSED_STATUSES)
+ROLES: tuple[str, ...] = ("commander", "comms", "scribe")
 FAILING_STATUSES: tuple[str, ...] = tuple(s.value for s in PROBLEM_STATUSES)
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4)
-_JSON_COLUMNS = {"evidence", "check_ids", "state", "scopes", "payload"}
+# What each severity means, shown where people choose one (the declare form, usage, reports).
+SEVERITY_MEANINGS: dict[int, str] = {
+    1: "Critical: the platform is down or data is at risk, for everyone",
+    2: "Major: a core function fails for many users",
+    3: "Minor: degraded or failing for some users, with a workaround",
+    4: "Low: little or no user impact",
+}
+# A declare whose title matches an open incident declared this recently from the same channel
+# links to it instead of opening a second one.
+DUPLICATE_DECLARE_WINDOW = timedelta(minutes=10)
+_CLOSED_SQL = "('resolved', 'cancelled')"
+_JSON_COLUMNS = {"evidence", "check_ids", "state", "scopes", "payload", "cause"}
 _T = TypeVar("_T")
 # Files this process has already brought up to date (``Services.store()`` builds many stores).
 _MIGRATED: set[str] = set()
@@ -71,6 +93,14 @@ class IncidentExists(StoreError):
             f"#{incident.id} “{incident.title}” is already open in this channel "
             f"(status {incident.status})"
         )
+        self.incident = incident
+
+
+class DuplicateDeclare(StoreError):
+    """The same title was declared from the same channel minutes ago (``.incident``)."""
+
+    def __init__(self, incident: Incident) -> None:
+        super().__init__(f"#{incident.id} “{incident.title}” was declared moments ago")
         self.incident = incident
 
 
@@ -181,10 +211,28 @@ class Incident(_FromRow):
     started_at: datetime
     resolved_at: datetime | None = None
     last_summary_at: datetime | None = None
+    private: bool = False
+    comms: str | None = None
+    scribe: str | None = None
+    channel_name: str | None = None
+    origin_channel_name: str | None = None
+    topic: str | None = None
+    archived_at: datetime | None = None
 
     @property
     def is_open(self) -> bool:
-        return self.status != "resolved"
+        return self.status not in CLOSED_STATUSES
+
+    @property
+    def has_own_channel(self) -> bool:
+        """Declared into a channel of its own (not ``channel=here``), which may be archived."""
+        return self.channel_id != self.origin_channel_id and not self.channel_id.startswith(
+            "pending:"
+        )
+
+    def role(self, name: str) -> str | None:
+        """Who holds ``commander``, ``comms`` or ``scribe``."""
+        return {"commander": self.commander, "comms": self.comms, "scribe": self.scribe}[name]
 
     def duration(self, now: datetime) -> timedelta:
         return (self.resolved_at or now) - self.started_at
@@ -206,6 +254,7 @@ class DiagnoseRun(_FromRow):
     classification: str | None
     verdict: str | None
     requested_by: str | None
+    cause: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -257,6 +306,11 @@ class TicketLink(_FromRow):
     linked_at: datetime
     linked_by: str | None
     check_ids: list[str] = field(default_factory=list)
+    polled_at: datetime | None = None
+    verified: str | None = None
+    """``confirmed`` (Done and its checks pass), ``failing`` (Done, checks still fail) or
+    ``unchecked`` (Done, but its checks could not run); None until a Done ticket is checked."""
+    verified_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -334,6 +388,18 @@ class CheckState:
     @property
     def failing(self) -> bool:
         return self.status in FAILING_STATUSES
+
+
+@dataclass(frozen=True)
+class FailureSpan:
+    """One check that failed during an incident, for the report's Impact."""
+
+    check_id: str
+    layer: str
+    first_at: datetime
+    last_at: datetime
+    summary: str
+    still_failing: bool
 
 
 class _RedactedRow(dict[str, Any]):
@@ -527,16 +593,25 @@ class IncidentStore:
         self,
         title: str,
         *,
-        channel_id: str,
+        channel_id: str | None,
         commander: str | None,
         severity: int = 3,
         origin_channel_id: str | None = None,
+        private: bool = False,
+        declared_by: str | None = None,
+        origin_channel_name: str | None = None,
         now: datetime | None = None,
     ) -> Incident:
-        """Open an incident in ``channel_id``.
+        """Open an incident in ``channel_id``, or (None) reserve it for a channel of its own.
+
+        A reserved incident gets its channel with ``assign_channel`` once Slack created it, or
+        is dropped with ``discard_incident`` if Slack would not. Reserving first means a double
+        declare finds the first one before a second channel is made.
 
         Raises:
-            IncidentExists: the channel already has an open incident.
+            DuplicateDeclare: the same title was declared from ``origin_channel_id`` in the
+                last 10 minutes and is still open.
+            IncidentExists: ``channel_id`` already has an open incident.
             StoreError: bad severity, or the log cannot be written.
         """
         if severity not in SEVERITIES:
@@ -544,10 +619,16 @@ class IncidentStore:
         title = " ".join(title.split())
         if not title:
             raise StoreError("an incident needs a title")
-        at = to_ts(_now(now))
+        origin = origin_channel_id or channel_id
+        when = _now(now)
+        at = to_ts(when)
+        target = channel_id or f"pending:{uuid.uuid4().hex}"
         try:
             with self._transaction() as db:
-                existing = self._open_in(db, channel_id)
+                duplicate = self._recent_declare(db, origin, title, when)
+                if duplicate:
+                    raise DuplicateDeclare(duplicate)
+                existing = self._open_in(db, target)
                 if existing:
                     raise IncidentExists(existing)
                 incident_id = self._insert(
@@ -557,32 +638,72 @@ class IncidentStore:
                         "title": title,
                         "severity": severity,
                         "status": "investigating",
-                        "channel_id": channel_id,
-                        "origin_channel_id": origin_channel_id or channel_id,
+                        "channel_id": target,
+                        "origin_channel_id": origin,
                         "commander": commander,
                         "started_at": at,
+                        "private": int(private),
+                        "origin_channel_name": origin_channel_name or None,
+                        "channel_name": (origin_channel_name or None) if channel_id else None,
                     },
                 )
                 self._timeline(
                     db,
                     incident_id,
                     "declared",
-                    f"Declared SEV{severity}: {title}",
+                    f"Declared SEV{severity}: {title}" + (" (private)" if private else ""),
                     at=at,
-                    actor=commander,
+                    actor=declared_by or commander,
                 )
         except sqlite3.IntegrityError:
             # Another process won the race for this channel between our check and insert.
-            existing = self.open_incident_for_channel(channel_id)
+            existing = self.open_incident_for_channel(target)
             if existing:
                 raise IncidentExists(existing) from None
             raise
         return self.incident(incident_id)
 
+    def _recent_declare(
+        self, db: Database, origin: str | None, title: str, now: datetime
+    ) -> Incident | None:
+        if not origin:
+            return None
+        rows = db.query(
+            f"SELECT * FROM incidents WHERE origin_channel_id = ? AND started_at >= ?"
+            f" AND status NOT IN {_CLOSED_SQL} ORDER BY id DESC",
+            [origin, to_ts(now - DUPLICATE_DECLARE_WINDOW)],
+        )
+        key = title_key(title)
+        for row in rows:
+            if title_key(row["title"]) == key:
+                return Incident.from_row(row)
+        return None
+
+    def assign_channel(self, incident_id: int, channel_id: str, channel_name: str) -> Incident:
+        """Give a reserved incident the channel Slack created for it."""
+        with self._transaction() as db:
+            self._write(
+                db,
+                "UPDATE incidents SET channel_id = ?, channel_name = ? WHERE id = ?",
+                [channel_id, channel_name, incident_id],
+            )
+        return self.incident(incident_id)
+
+    def discard_incident(self, incident_id: int) -> None:
+        """Forget a reserved incident whose channel could not be created (nothing else refers
+        to it yet)."""
+        with self._transaction() as db:
+            self._write(db, "DELETE FROM timeline WHERE incident_id = ?", [incident_id])
+            self._write(
+                db,
+                "DELETE FROM incidents WHERE id = ? AND channel_id LIKE 'pending:%'",
+                [incident_id],
+            )
+
     def _open_in(self, db: Database, channel_id: str) -> Incident | None:
         rows = list(
             db.query(
-                "SELECT * FROM incidents WHERE channel_id = ? AND status != 'resolved' "
+                f"SELECT * FROM incidents WHERE channel_id = ? AND status NOT IN {_CLOSED_SQL} "
                 "ORDER BY id DESC LIMIT 1",
                 [channel_id],
             )
@@ -602,17 +723,19 @@ class IncidentStore:
             return self._open_in(db, channel_id)
 
     def incident_for_channel(self, channel_id: str) -> Incident | None:
-        """The open incident of the channel, else the latest resolved one there."""
+        """The open incident of the channel, else the latest closed one there."""
         rows = self._rows(
             "SELECT * FROM incidents WHERE channel_id = ? "
-            "ORDER BY status = 'resolved', id DESC LIMIT 1",
+            f"ORDER BY status IN {_CLOSED_SQL}, id DESC LIMIT 1",
             [channel_id],
         )
         return Incident.from_row(rows[0]) if rows else None
 
     def list_incidents(self, *, open_only: bool = False, limit: int = 50) -> list[Incident]:
-        """Incidents, newest first."""
-        where = "WHERE status != 'resolved'" if open_only else ""
+        """Incidents, newest first (reserved ones still waiting for a channel left out)."""
+        where = "WHERE channel_id NOT LIKE 'pending:%'"
+        if open_only:
+            where += f" AND status NOT IN {_CLOSED_SQL}"
         rows = self._rows(f"SELECT * FROM incidents {where} ORDER BY id DESC LIMIT ?", [limit])
         return [Incident.from_row(r) for r in rows]
 
@@ -620,14 +743,20 @@ class IncidentStore:
         return self.list_incidents(open_only=True, limit=1000)
 
     def set_status(
-        self, incident_id: int, status: str, *, actor: str | None, now: datetime | None = None
+        self,
+        incident_id: int,
+        status: str,
+        *,
+        actor: str | None,
+        now: datetime | None = None,
+        reason: str | None = None,
     ) -> Incident:
-        """Move an incident to ``status`` and note it on the timeline.
+        """Move an incident to ``status`` and note it on the timeline (with ``reason``).
 
-        Any open status may move to any other; a resolved incident stays resolved.
+        Any open status may move to any other; resolved and cancelled incidents stay closed.
 
         Raises:
-            InvalidTransition: unknown status, unchanged status, or the incident is resolved.
+            InvalidTransition: unknown status, unchanged status, or the incident is closed.
         """
         status = status.lower()
         if status not in STATUSES:
@@ -638,20 +767,21 @@ class IncidentStore:
             if not rows:
                 raise UnknownIncident(f"no incident #{incident_id}")
             current = rows[0]["status"]
-            if current == "resolved":
-                raise InvalidTransition(f"incident #{incident_id} is already resolved")
+            if current in CLOSED_STATUSES:
+                raise InvalidTransition(f"incident #{incident_id} is already {current}")
             if current == status:
                 raise InvalidTransition(f"incident #{incident_id} is already {status}")
+            closes = status in CLOSED_STATUSES
             self._write(
                 db,
                 "UPDATE incidents SET status = ?, resolved_at = ? WHERE id = ?",
-                [status, at if status == "resolved" else None, incident_id],
+                [status, at if closes else None, incident_id],
             )
             self._timeline(
                 db,
                 incident_id,
-                "resolved" if status == "resolved" else "status",
-                f"Status {current} → {status}",
+                status if closes else "status",
+                f"Status {current} → {status}" + (f": {reason}" if reason else ""),
                 at=at,
                 actor=actor,
                 ref=current,
@@ -663,6 +793,127 @@ class IncidentStore:
     ) -> Incident:
         """Mark the incident resolved (``set_status(..., "resolved")``)."""
         return self.set_status(incident_id, "resolved", actor=actor, now=now)
+
+    def set_severity(
+        self, incident_id: int, severity: int, *, actor: str | None, now: datetime | None = None
+    ) -> Incident:
+        """Change the severity and note it on the timeline.
+
+        Raises:
+            InvalidTransition: bad or unchanged severity, or the incident is closed.
+        """
+        if severity not in SEVERITIES:
+            raise InvalidTransition(f"severity is 1 (worst) to 4, not {severity}")
+        with self._transaction() as db:
+            current = self._open_row(db, incident_id)
+            if current["severity"] == severity:
+                raise InvalidTransition(f"incident #{incident_id} is already SEV{severity}")
+            self._write(
+                db, "UPDATE incidents SET severity = ? WHERE id = ?", [severity, incident_id]
+            )
+            self._insert(
+                db,
+                "timeline",
+                {
+                    "incident_id": incident_id,
+                    "at": to_ts(_now(now)),
+                    "actor": actor,
+                    "kind": "severity",
+                    "text": f"Severity SEV{current['severity']} → SEV{severity}",
+                    "ref": str(current["severity"]),
+                },
+            )
+        return self.incident(incident_id)
+
+    def assign_role(
+        self,
+        incident_id: int,
+        role: str,
+        user_id: str,
+        *,
+        actor: str | None,
+        now: datetime | None = None,
+    ) -> Incident:
+        """Hand ``commander``, ``comms`` or ``scribe`` to ``user_id``; on the timeline.
+
+        Raises:
+            InvalidTransition: unknown role, the person already holds it, or the incident is
+                closed.
+        """
+        if role not in ROLES:
+            raise InvalidTransition(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+        with self._transaction() as db:
+            current = self._open_row(db, incident_id)
+            if current[role] == user_id:
+                raise InvalidTransition(f"<@{user_id}> is already {role} of #{incident_id}")
+            # ``role`` is one of ROLES (checked above), so it is safe as a column name.
+            self._write(db, f"UPDATE incidents SET {role} = ? WHERE id = ?", [user_id, incident_id])
+            before = f" (was <@{current[role]}>)" if current[role] else ""
+            self._insert(
+                db,
+                "timeline",
+                {
+                    "incident_id": incident_id,
+                    "at": to_ts(_now(now)),
+                    "actor": actor,
+                    "kind": "role",
+                    "text": f"{role.capitalize()}: <@{user_id}>{before}",
+                    "ref": role,
+                },
+            )
+        return self.incident(incident_id)
+
+    def _open_row(self, db: Database, incident_id: int) -> dict[str, Any]:
+        rows = list(db.query("SELECT * FROM incidents WHERE id = ?", [incident_id]))
+        if not rows:
+            raise UnknownIncident(f"no incident #{incident_id}")
+        if rows[0]["status"] in CLOSED_STATUSES:
+            raise InvalidTransition(f"incident #{incident_id} is already {rows[0]['status']}")
+        return rows[0]
+
+    def set_topic(self, incident_id: int, topic: str) -> None:
+        """Remember the channel topic last set, so an unchanged one is not set again."""
+        with self._db() as db:
+            self._write(db, "UPDATE incidents SET topic = ? WHERE id = ?", [topic, incident_id])
+
+    def archivable(self, now: datetime, after: timedelta) -> list[Incident]:
+        """Closed incidents with a channel of their own, closed ``after`` ago, not archived."""
+        rows = self._rows(
+            f"SELECT * FROM incidents WHERE status IN {_CLOSED_SQL} AND archived_at IS NULL"
+            " AND channel_id != origin_channel_id AND channel_id NOT LIKE 'pending:%'"
+            " AND resolved_at <= ? ORDER BY id",
+            [to_ts(now - after)],
+        )
+        return [Incident.from_row(r) for r in rows]
+
+    def mark_archived(
+        self, incident_id: int, *, now: datetime | None = None, note: str | None = None
+    ) -> None:
+        """Record that the incident's channel was archived (or, with ``note``, why it was not
+        and will not be retried)."""
+        at = to_ts(_now(now))
+        with self._transaction() as db:
+            self._write(db, "UPDATE incidents SET archived_at = ? WHERE id = ?", [at, incident_id])
+            self._insert(
+                db,
+                "timeline",
+                {
+                    "incident_id": incident_id,
+                    "at": at,
+                    "actor": None,
+                    "kind": "channel",
+                    "text": note or "Channel archived",
+                },
+            )
+
+    def channel_names(self) -> dict[str, str]:
+        """Channel id -> name for the incident channels the log knows."""
+        rows = self._rows(
+            "SELECT origin_channel_id AS id, origin_channel_name AS name FROM incidents"
+            " WHERE origin_channel_name IS NOT NULL UNION ALL"
+            " SELECT channel_id, channel_name FROM incidents WHERE channel_name IS NOT NULL"
+        )
+        return {r["id"]: r["name"] for r in rows}
 
     def mark_summary_posted(self, incident_id: int, at: datetime) -> None:
         """Remember when the last summary went out; "what changed" counts from here."""
@@ -750,6 +1001,7 @@ class IncidentStore:
                 "requested_by": requested_by,
                 "request_key": request_key,
                 "recorded_at": recorded,
+                "cause": run.get("cause"),
             }
         )
         finding_rows = [
@@ -903,6 +1155,43 @@ class IncidentStore:
         )
         return int(rows[0]["n"])
 
+    def last_failures(self, incident_id: int) -> list[Finding]:
+        """Each check's last failing finding in the incident (its evidence of what was wrong)."""
+        problem = ", ".join(f"'{s}'" for s in FAILING_STATUSES)
+        rows = self._rows(
+            "SELECT f.* FROM findings f JOIN (SELECT MAX(id) AS id FROM findings"
+            f" WHERE incident_id = ? AND status IN ({problem}) GROUP BY check_id) last"
+            " ON f.id = last.id ORDER BY f.run_id, f.id",
+            [incident_id],
+        )
+        return [Finding.from_row(r) for r in rows]
+
+    def failure_spans(self, incident_id: int) -> list[FailureSpan]:
+        """Every check that failed during the incident: when first and last seen failing,
+        its last failing summary, and whether its latest result still fails. Path order."""
+        problem = ", ".join(f"'{s}'" for s in FAILING_STATUSES)
+        rows = self._rows(
+            "SELECT check_id, MIN(at) AS first_at, MAX(at) AS last_at FROM findings"
+            f" WHERE incident_id = ? AND status IN ({problem}) GROUP BY check_id",
+            [incident_id],
+        )
+        last = {f.check_id: f for f in self.last_failures(incident_id)}
+        still = {s.check_id for s in self.check_states(incident_id) if s.failing}
+        order = {layer: i for i, layer in enumerate(HOP_LAYERS)}
+        spans = [
+            FailureSpan(
+                check_id=r["check_id"],
+                layer=last[r["check_id"]].layer,
+                first_at=from_ts(r["first_at"]),  # type: ignore[arg-type]
+                last_at=from_ts(r["last_at"]),  # type: ignore[arg-type]
+                summary=last[r["check_id"]].summary,
+                still_failing=r["check_id"] in still,
+            )
+            for r in rows
+            if r["check_id"] in last
+        ]
+        return sorted(spans, key=lambda s: (order.get(s.layer, len(order)), s.first_at))
+
     # -- tickets -----------------------------------------------------------------------------
 
     def link_ticket(
@@ -1003,6 +1292,101 @@ class IncidentStore:
                 " WHERE incident_id = ? AND provider = ? AND key = ?",
                 [status, int(done), incident_id, provider, key],
             )
+
+    def record_ticket_poll(
+        self,
+        incident_id: int,
+        provider: str,
+        key: str,
+        *,
+        status: str | None,
+        done: bool,
+        now: datetime | None = None,
+    ) -> bool:
+        """Store what the tracker said at a poll; True when the ticket has just turned done."""
+        with self._transaction() as db:
+            rows = list(
+                db.query(
+                    "SELECT done FROM ticket_links WHERE incident_id = ? AND provider = ?"
+                    " AND key = ?",
+                    [incident_id, provider, key],
+                )
+            )
+            if not rows:
+                return False
+            self._write(
+                db,
+                "UPDATE ticket_links SET status = ?, done = ?, polled_at = ?"
+                " WHERE incident_id = ? AND provider = ? AND key = ?",
+                [status, int(done), to_ts(_now(now)), incident_id, provider, key],
+            )
+        return done and not rows[0]["done"]
+
+    def tickets_to_poll(self, now: datetime, every: timedelta) -> list[TicketLink]:
+        """Open incidents' tickets not known to be done and not polled within ``every``."""
+        rows = self._rows(
+            "SELECT t.* FROM ticket_links t JOIN incidents i ON i.id = t.incident_id"
+            f" WHERE i.status NOT IN {_CLOSED_SQL} AND t.done = 0"
+            " AND (t.polled_at IS NULL OR t.polled_at <= ?)"
+            " ORDER BY coalesce(t.polled_at, ''), t.linked_at",
+            [to_ts(now - every)],
+        )
+        return [TicketLink.from_row(r) for r in rows]
+
+    def set_ticket_verified(
+        self,
+        incident_id: int,
+        provider: str,
+        key: str,
+        verified: str,
+        *,
+        now: datetime | None = None,
+    ) -> None:
+        """Record the outcome of re-running a Done ticket's checks (see ``TicketLink``)."""
+        with self._db() as db:
+            self._write(
+                db,
+                "UPDATE ticket_links SET verified = ?, verified_at = ?"
+                " WHERE incident_id = ? AND provider = ? AND key = ?",
+                [verified, to_ts(_now(now)), incident_id, provider, key],
+            )
+
+    # -- people ------------------------------------------------------------------------------
+
+    def people(self, user_ids: Sequence[str] | None = None) -> dict[str, str]:
+        """Cached Slack names by user id (all of them, or these)."""
+        if user_ids is None:
+            rows = self._rows("SELECT user_id, name FROM people")
+        else:
+            ids = list(dict.fromkeys(user_ids))
+            if not ids:
+                return {}
+            marks = ", ".join("?" for _ in ids)
+            rows = self._rows(f"SELECT user_id, name FROM people WHERE user_id IN ({marks})", ids)
+        return {r["user_id"]: r["name"] for r in rows}
+
+    def stale_people(self, user_ids: Sequence[str], now: datetime, ttl: timedelta) -> list[str]:
+        """Which of ``user_ids`` have no cached name, or one older than ``ttl``."""
+        fresh = {
+            r["user_id"]
+            for r in self._rows(
+                "SELECT user_id FROM people WHERE fetched_at > ?", [to_ts(now - ttl)]
+            )
+        }
+        return [u for u in dict.fromkeys(user_ids) if u and u not in fresh]
+
+    def remember_people(self, names: dict[str, str], *, now: datetime | None = None) -> None:
+        """Cache Slack names (``users.info``) so reports and the CLI show names, not ids."""
+        at = to_ts(_now(now))
+        with self._transaction() as db:
+            for user_id, name in names.items():
+                self._write(
+                    db,
+                    "INSERT INTO people (user_id, name, fetched_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT(user_id) DO UPDATE SET name = excluded.name,"
+                    " fetched_at = excluded.fetched_at",
+                    [user_id, name, at],
+                )
 
     # -- runbook sessions --------------------------------------------------------------------
 
@@ -1443,3 +1827,9 @@ def parse_incident_id(text: str) -> int | None:
     """``12``, ``#12`` or ``INC-12`` -> 12; anything else -> None."""
     match = _ID.match(text.strip())
     return int(match.group(1)) if match else None
+
+
+def title_key(title: str) -> str:
+    """What two titles must share to be "the same incident": case, spacing and trailing
+    punctuation aside."""
+    return " ".join(title.casefold().split()).rstrip(".!?… ")

@@ -20,6 +20,7 @@ from typing import Any
 
 from bot.diagnosis.checks.base import HOP_LAYERS, HOP_TITLES, Status, first_failing_hop
 from bot.incident.store import (
+    ROLES,
     CheckState,
     Incident,
     IncidentStore,
@@ -37,9 +38,13 @@ STATUS_ORDER = tuple(s.value for s in sorted(Status, key=lambda s: s.rank))
 INCIDENT_STATUS_EMOJI = {
     "investigating": ":mag:",
     "identified": ":bulb:",
+    "mitigated": ":adhesive_bandage:",
     "monitoring": ":eyes:",
     "resolved": ":white_check_mark:",
+    "cancelled": ":heavy_multiplication_x:",
 }
+# Timeline kinds that change the incident's state: listed under "What changed".
+STATE_CHANGES = ("status", "resolved", "cancelled", "severity", "role")
 
 
 def _emoji(status: str) -> str:
@@ -53,6 +58,9 @@ REASONS = {
     "scheduled": "Scheduled summary",
     "status": "Status changed",
     "resolved": "Incident resolved",
+    "cancelled": "Incident cancelled",
+    "severity": "Severity changed",
+    "role": "Role handed over",
     "requested": "Summary",
     "declared": "Incident declared",
 }
@@ -238,7 +246,9 @@ class Summary:
                         "text": f"{REASONS.get(self.reason, 'Summary')} · SEV{inc.severity} · "
                         f"{emoji} *{inc.status}* · {format_duration(self.duration)} since "
                         f"{format_time(inc.started_at)}"
-                        + (f" · commander {user(inc.commander)}" if inc.commander else ""),
+                        + "".join(
+                            f" · {role} {user(inc.role(role))}" for role in ROLES if inc.role(role)
+                        ),
                     }
                 ],
             },
@@ -312,7 +322,7 @@ def build_summary(
             for s in states
             if not s.failing and s.check_id in before and before[s.check_id].failing
         ],
-        status_changes=[e for e in timeline if e.kind in ("status", "resolved")],
+        status_changes=[e for e in timeline if e.kind in STATE_CHANGES],
         new_tickets=[t for t in tickets if since is None or t.linked_at > since],
         notes=[e for e in timeline if e.kind == "note"],
         runs=sum(1 for e in timeline if e.kind == "diagnose"),
@@ -369,7 +379,7 @@ def next_steps(
     if failing and not tickets:
         steps.append("Track the fix: `/hokusai ticket create TITLE` or `/hokusai ticket link KEY`")
     if not failing:
-        if incident.status in ("investigating", "identified"):
+        if incident.status in ("investigating", "identified", "mitigated"):
             steps.append("Every check passes: `/hokusai incident status monitoring`")
         elif incident.status == "monitoring":
             steps.append("Still passing? `/hokusai incident resolve`")
