@@ -321,9 +321,31 @@ class Outbound:
         view = await offload(self._view, view)
         await self.client.views_publish(user_id=user_id, view=view)
 
-    async def create_channel(self, name: str) -> str:
-        resp = await self.client.conversations_create(name=name)
+    async def create_channel(self, name: str, *, private: bool = False) -> str:
+        resp = await self.client.conversations_create(name=name, is_private=private)
         return resp["channel"]["id"]
+
+    async def set_topic(self, channel: str, topic: str) -> None:
+        """Set a channel topic (Slack's limit is 250 characters; plain text, no mentions)."""
+        await self.client.conversations_setTopic(
+            channel=channel, topic=_cut(self.redactor.redact_text(topic), 250)
+        )
+
+    async def archive(self, channel: str) -> None:
+        await self.client.conversations_archive(channel=channel)
+
+    async def user_name(self, user_id: str) -> str:
+        """The name Slack shows for a person: display name, else real name, else handle."""
+        resp = await self.client.users_info(user=user_id)
+        user = resp.get("user") or {}
+        profile = user.get("profile") or {}
+        return (
+            profile.get("display_name")
+            or profile.get("real_name")
+            or user.get("real_name")
+            or user.get("name")
+            or user_id
+        )
 
     async def invite(self, channel: str, user_ids: list[str]) -> None:
         await self.client.conversations_invite(channel=channel, users=",".join(user_ids))

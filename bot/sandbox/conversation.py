@@ -205,6 +205,38 @@ class Conversation:
             self.wait()
         return ack
 
+    def submit(
+        self,
+        view: dict[str, Any],
+        values: dict[str, Any] | None = None,
+        *,
+        user_id: str = ONCALL_USER,
+        user_name: str = ONCALL_NAME,
+        wait: bool = True,
+    ) -> Ack:
+        """Fill in a modal the bot opened (``values`` by block_id) and press its submit button."""
+        request = signing.view_submission(
+            self.signing_secret,
+            view.get("callback_id", ""),
+            signing.view_state(view, values or {}),
+            private_metadata=view.get("private_metadata", ""),
+            view_id=view.get("id", "V000000001"),
+            user_id=user_id,
+            user_name=user_name,
+        )
+        ack = self._post(request)
+        if wait:
+            self.wait()
+        return ack
+
+    def open_modals(self, user_id: str | None = None) -> list[dict[str, Any]]:
+        """Modals the bot opened (views.open), oldest first."""
+        return [
+            v["view"]
+            for v in self.slack.views
+            if v["kind"] == "modal" and (user_id is None or v["user_id"] in (None, user_id))
+        ]
+
     def wait(self, timeout: float = 90.0) -> None:
         """Wait until the bot has finished the work its acks started."""
         assert self.server is not None

@@ -52,6 +52,7 @@ __all__ = [
     "slash_command",
     "slash_command_payload",
     "url_verification",
+    "view_state",
     "view_submission",
     "view_submission_payload",
 ]
@@ -109,9 +110,13 @@ def _signed(
     return SignedRequest(body=body, headers=headers)
 
 
-def new_trigger_id() -> str:
-    """A unique trigger id shaped like Slack's (``digits.digits.hex``)."""
-    return f"{next(_sequence) + 1000000000}.{int(time.time())}.{uuid.uuid4().hex[:28]}"
+def new_trigger_id(issued_at: float | None = None) -> str:
+    """A unique trigger id shaped like Slack's (``digits.<unix time>.hex``).
+
+    The Slack stand-in refuses it for views.open 3 seconds after ``issued_at`` (default: now).
+    """
+    issued = int(time.time() if issued_at is None else issued_at)
+    return f"{next(_sequence) + 1000000000}.{issued}.{uuid.uuid4().hex[:28]}"
 
 
 def _verification_token() -> str:
@@ -321,6 +326,32 @@ def view_submission_payload(
         "is_enterprise_install": False,
         "enterprise": None,
     }
+
+
+def view_state(view: dict[str, Any], values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Slack's ``state.values`` for a modal as a person filled it in.
+
+    ``values`` maps an input block's ``block_id`` to what was typed or picked (the option's
+    ``value``, the user id); blocks left out keep their initial value, as in Slack.
+    """
+    state: dict[str, dict[str, Any]] = {}
+    for block in view.get("blocks") or []:
+        element = block.get("element") or {}
+        if block.get("type") != "input" or "action_id" not in element:
+            continue
+        kind = element.get("type")
+        given = values.get(block["block_id"])
+        entry: dict[str, Any] = {"type": kind}
+        if kind in ("static_select", "radio_buttons"):
+            options = {o["value"]: o for o in element.get("options") or []}
+            chosen = options.get(str(given)) if given is not None else element.get("initial_option")
+            entry["selected_option"] = chosen
+        elif kind == "users_select":
+            entry["selected_user"] = given if given is not None else element.get("initial_user")
+        else:
+            entry["value"] = given if given is not None else element.get("initial_value")
+        state[block["block_id"]] = {element["action_id"]: entry}
+    return state
 
 
 def view_submission(

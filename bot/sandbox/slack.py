@@ -80,6 +80,9 @@ DEFAULT_CHANNEL_ID = "C0INCIDENT"
 DEFAULT_CHANNEL_NAME = "incidents"
 RESPONSE_URL_LIMIT = 5
 """Slack accepts five posts to one response_url; the stand-in refuses the sixth the same way."""
+TRIGGER_LIFETIME = 3.0
+"""Seconds a trigger_id stays usable for views.open after the click or command."""
+ONCALL_USER_ID = "U0ONCALL"
 
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _JSON_STRING_FIELDS = frozenset(
@@ -252,6 +255,8 @@ class SlackStandIn:
             "conversations.create": self._conversations_create,
             "conversations.invite": self._conversations_invite,
             "conversations.join": self._conversations_join,
+            "conversations.setTopic": self._conversations_set_topic,
+            "conversations.archive": self._conversations_archive,
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "users.info": self._users_info,
@@ -526,6 +531,27 @@ class SlackStandIn:
                 "user_count": len(users),
                 "users": list(users),
             }
+
+    def add_user(
+        self, user_id: str, name: str, *, real_name: str | None = None, is_bot: bool = False
+    ) -> dict[str, Any]:
+        """Add a workspace member users.info knows (unknown ids answer ``user_not_found``).
+
+        The bot and the on-call person the signing helpers act as (``U0ONCALL``, Ona Call)
+        exist from the start.
+        """
+        user = {
+            "id": user_id,
+            "team_id": TEAM_ID,
+            "name": name,
+            "real_name": real_name or name,
+            "tz": "UTC",
+            "is_bot": is_bot,
+            "profile": {"display_name": real_name or name, "real_name": real_name or name},
+        }
+        with self._lock:
+            self._users[user_id] = user
+        return copy.deepcopy(user)
 
     def channel(self, ref: str) -> dict[str, Any] | None:
         """A channel by id, name or ``#name``, as conversations.info shows it; None if unknown."""
@@ -994,7 +1020,10 @@ class SlackStandIn:
         self._revoked: set[str] = set()
         self._ts_counter = itertools.count(1)
         self._id_counter = itertools.count(1)
+        self._users: dict[str, dict[str, Any]] = {}
         self.add_channel(DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_NAME)
+        self.add_user(BOT_USER_ID, "hokusai", is_bot=True)
+        self.add_user(ONCALL_USER_ID, "oncall", real_name="Ona Call")
 
     def _record(self, call: RecordedCall) -> None:
         self._calls.append(call)
@@ -1166,6 +1195,7 @@ class SlackStandIn:
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("trigger_id") or not isinstance(args.get("view"), dict):
             raise _SlackError("invalid_arguments")
+        _check_trigger(str(args["trigger_id"]))
         return {"view": self._store_view(self._next_id("V"), "modal", args.get("user_id"), args)}
 
     def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -1257,20 +1287,34 @@ class SlackStandIn:
         return {"messages": [_public(m) for m in sorted(thread, key=_ts_key)], "has_more": False}
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
-        user_id = args.get("user")
-        if not user_id:
+        user = self._users.get(str(args.get("user") or ""))
+        if user is None:
             raise _SlackError("user_not_found")
-        return {
-            "user": {
-                "id": user_id,
-                "team_id": TEAM_ID,
-                "name": user_id.lower(),
-                "real_name": user_id.lower(),
-                "tz": "UTC",
-                "is_bot": user_id == BOT_USER_ID,
-                "profile": {"display_name": user_id.lower()},
-            }
-        }
+        return {"user": copy.deepcopy(user)}
+
+    def _conversations_set_topic(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._member_channel(args.get("channel"), archived="is_archived")
+        topic = str(args.get("topic") or "")
+        if len(topic) > 250:
+            raise _SlackError("too_long")
+        channel["topic"] = {"value": topic, "creator": BOT_USER_ID, "last_set": int(time.time())}
+        return {"channel": copy.deepcopy(channel)}
+
+    def _conversations_archive(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._member_channel(args.get("channel"), archived="already_archived")
+        if channel["is_general"]:
+            raise _SlackError("cant_archive_general")
+        channel["is_archived"] = True
+        return {}
+
+    def _member_channel(self, ref: str | None, *, archived: str) -> dict[str, Any]:
+        """A channel the bot may change: it exists, is not archived and has the bot in it."""
+        channel = self._existing_channel(ref)
+        if channel["is_archived"]:
+            raise _SlackError(archived)
+        if not channel["is_member"]:
+            raise _SlackError("not_in_channel")
+        return channel
 
     def _usergroups_list(self, args: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -1515,6 +1559,19 @@ def _caller_has_running_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def _check_trigger(trigger_id: str) -> None:
+    """Refuse a trigger_id Slack would: not one it issued, or older than 3 seconds.
+
+    Trigger ids look like ``<n>.<unix time>.<hex>`` (``signing.new_trigger_id``).
+    """
+    parts = trigger_id.split(".")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        raise _SlackError("invalid_trigger_id")
+    # The id carries whole seconds: allow for the fraction it dropped.
+    if time.time() - int(parts[1]) > TRIGGER_LIFETIME + 1:
+        raise _SlackError("expired_trigger_id")
 
 
 # -------------------------------------------------------------------- Block Kit
