@@ -1,7 +1,8 @@
 """`/hokusai ticket`: tie tracker tickets to the incident and check that "Done" means fixed.
 
 ``verify`` asks the tracker about every linked ticket; for each one it calls done, it re-runs
-the checks that were failing when the ticket was linked. A ticket closed while its failure
+the checks that were failing when the ticket was linked (``bot.incident.verify``, which the
+scheduler also uses when it sees a ticket turn Done). A ticket closed while its failure
 persists is called out in the channel, commented on in the tracker and put on the timeline.
 """
 
@@ -11,14 +12,15 @@ import asyncio
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bot import mrkdwn
-from bot.diagnosis.render import plain_text
-from bot.incident.store import FAILING_STATUSES, Incident, StoreError, TicketLink
+from bot.incident.channel import refresh_topic
+from bot.incident.store import Incident, StoreError, TicketLink
+from bot.incident.verify import Verification, tracker, verify_ticket
 from bot.slack.commanding import CommandRequest, Reply, UsageError
-from bot.tickets import TicketProvider, TrackerError, provider_from_settings
+from bot.tickets import TicketProvider, TrackerError
 
 if TYPE_CHECKING:
     from bot.slack.services import Services
@@ -69,14 +71,6 @@ def parse(args: list[str]) -> TicketArgs:
     if rest:
         raise UsageError(f"`ticket {action}` takes no arguments")
     return TicketArgs(action)
-
-
-def tracker(services: Services) -> TicketProvider | None:
-    """The configured tracker; tests and the sandbox may hand one in as ``overrides``."""
-    given = services.overrides.get("tracker")
-    return (
-        given if given is not None else provider_from_settings(services.settings, services.config)
-    )
 
 
 async def handle(args: TicketArgs, req: CommandRequest, services: Services) -> Reply | None:
@@ -144,6 +138,7 @@ async def link(
             now=services.clock(),
         )
     )
+    await refresh_topic(services, incident.id)
     checks = ", ".join(f"`{c}`" for c in link_row.check_ids) or "no failing checks yet"
     return Reply(
         f":link: Linked {_ticket_ref(link_row)} to #{incident.id} with {checks}{note}.",
@@ -185,6 +180,7 @@ async def create(
             now=services.clock(),
         )
     )
+    await refresh_topic(services, incident.id)
     return Reply(
         f":ticket: Filed {_ticket_ref(link_row)} for #{incident.id} with "
         f"{len(findings)} failing finding{'s' if len(findings) != 1 else ''}.",
@@ -252,173 +248,40 @@ async def list_tickets(
     return Reply("\n".join(lines))
 
 
-@dataclass
-class Verification:
-    """What ``verify`` found for one ticket."""
-
-    link: TicketLink
-    done: bool | None
-    still_failing: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
-    comment_error: str | None = None
-
-
-async def rerun_checks(
-    services: Services, check_ids: list[str], env: str | None = None, *, user_id: str = ""
-) -> Any:
-    """Run exactly these check instances in ``env`` (``services.overrides["rerun"]`` replaces
-    it), the environment the incident was diagnosed in, not whatever is the default.
-
-    Raises:
-        AccessRefused: ``user_id`` may not use that environment (access.environments).
-    """
-    environment = services.environment(env)
-    await services.access.require_environment(environment.name, user_id)
-    override = services.overrides.get("rerun")
-    if override is not None:
-        return await override(check_ids)
-    return await services.runner(environment).run(check_ids)
-
-
 async def verify(
     services: Services, req: CommandRequest, incident: Incident, provider: TicketProvider | None
 ) -> Reply | None:
+    """Verify every linked ticket (``bot.incident.verify``) and answer with one line each."""
     if provider is None:
         return Reply(":warning: No tracker is configured, so I cannot tell which tickets are done.")
-    store = services.store()
-    links = await asyncio.to_thread(store.tickets, incident.id)
+    links = await asyncio.to_thread(services.store().tickets, incident.id)
     if not links:
         return Reply(f"No tickets linked to #{incident.id}.")
-    results: list[Verification] = []
-    for link_row in links:
-        results.append(await _verify_one(services, req, incident, provider, link_row))
-    lines = [f"*Ticket check for #{incident.id}*"]
-    for r in results:
-        ref = _ticket_ref(r.link)
-        if r.error:
-            lines.append(f"• {ref}: :warning: {r.error}")
-        elif not r.done:
-            lines.append(f"• {ref}: not done yet ({r.link.status or 'open'})")
-        elif r.still_failing and r.comment_error:
-            lines.append(
-                f"• :x: {ref} is Done but the failure persists — :warning: I could not say so "
-                f"on the ticket: {r.comment_error}. Reopen it by hand."
-            )
-        elif r.still_failing:
-            lines.append(f"• :x: {ref} is Done but the failure persists (commented on the ticket)")
-        else:
-            lines.append(f"• :white_check_mark: {ref} is Done and its checks pass: confirmed")
+    results = [
+        await verify_ticket(
+            services, incident, provider, link_row, actor=req.user_id, channel=req.channel_id
+        )
+        for link_row in links
+    ]
+    lines = [f"*Ticket check for #{incident.id}*"] + [_verification_line(r) for r in results]
+    await refresh_topic(services, incident.id)
     return Reply("\n".join(lines), ephemeral=False)
 
 
-async def _verify_one(
-    services: Services,
-    req: CommandRequest,
-    incident: Incident,
-    provider: TicketProvider,
-    link_row: TicketLink,
-) -> Verification:
-    store = services.store()
-    if link_row.provider != provider.name:
-        return Verification(link_row, None, error=f"linked in {link_row.provider}, not checked")
-    try:
-        ticket = await provider.get(link_row.key)
-    except TrackerError as exc:
-        return Verification(link_row, None, error=str(exc))
-    await asyncio.to_thread(
-        store.update_ticket_state,
-        incident.id,
-        link_row.provider,
-        link_row.key,
-        status=ticket.status,
-        done=ticket.done,
-    )
-    if not ticket.done:
-        return Verification(link_row, False)
-    if not link_row.check_ids:
-        return Verification(link_row, True)
-    latest = await asyncio.to_thread(store.latest_run, incident.id)
-    report = await rerun_checks(
-        services,
-        list(link_row.check_ids),
-        latest.env if latest is not None else None,
-        user_id=req.user_id,
-    )
-    data = report.to_json() if hasattr(report, "to_json") else report
-    await asyncio.to_thread(
-        lambda: store.record_run(
-            data,
-            incident_id=incident.id,
-            channel=req.channel_id,
-            requested_by=req.user_id,
-            now=services.clock(),
+def _verification_line(result: Verification) -> str:
+    ref = _ticket_ref(result.link)
+    if result.error:
+        return f"• {ref}: :warning: {result.error}"
+    if not result.done:
+        return f"• {ref}: not done yet ({result.link.status or 'open'})"
+    if result.still_failing and result.comment_error:
+        return (
+            f"• :x: {ref} is Done but the failure persists — :warning: I could not say so "
+            f"on the ticket: {result.comment_error}. Reopen it by hand."
         )
-    )
-    wanted = set(link_row.check_ids)
-    failing = [
-        c
-        for c in data.get("checks") or []
-        if c.get("id") in wanted and c.get("status") in FAILING_STATUSES
-    ]
-    ref = f"{link_row.key}"
-    seen_ok = {c.get("id") for c in data.get("checks") or [] if c.get("status") in ("pass", "warn")}
-    failing_ids = {c.get("id") for c in failing}
-    # A check that did not run (skipped, absent) proves nothing: the fix is not confirmed.
-    unchecked = sorted(wanted - seen_ok - failing_ids)
-    if not failing and unchecked:
-        note = f"{ref} is Done, but {', '.join(unchecked)} could not be re-checked"
-        await asyncio.to_thread(
-            lambda: store.add_timeline(
-                incident.id, "verify", note, actor=req.user_id, ref=ref, now=services.clock()
-            )
-        )
-        return Verification(link_row, True, error=note)
-    if not failing:
-        await asyncio.to_thread(
-            lambda: store.add_timeline(
-                incident.id,
-                "verify",
-                f"{ref} is Done and its checks pass: confirmed",
-                actor=req.user_id,
-                ref=ref,
-                now=services.clock(),
-            )
-        )
-        return Verification(link_row, True)
-    text = persists_text(link_row, failing)
-    await services.outbound.post(incident.channel_id, text)
-    comment_note = ""
-    comment_error = None
-    try:
-        await provider.comment(link_row.key, services.outbound.scrub(plain_text(text)))
-    except TrackerError as exc:
-        comment_error = str(exc)
-        comment_note = f" (could not comment on it: {exc})"
-    await asyncio.to_thread(
-        lambda: store.add_timeline(
-            incident.id,
-            "verify",
-            f"{ref} is Done but the failure persists: "
-            + ", ".join(f"{c['id']} {c['status']}" for c in failing)
-            + comment_note,
-            actor=req.user_id,
-            ref=ref,
-            now=services.clock(),
-        )
-    )
-    return Verification(link_row, True, still_failing=failing, comment_error=comment_error)
-
-
-def persists_text(link_row: TicketLink, failing: list[dict[str, Any]]) -> str:
-    """The message (and tracker comment) for a Done ticket whose failure persists."""
-    lines = [f":x: *Ticket {link_row.key} is Done but the failure persists.*"]
-    for c in failing:
-        lines.append(f"{c['status'].upper()} {c['id']}: {c.get('summary') or ''}")
-        if c.get("evidence"):
-            evidence = json.dumps(c["evidence"], sort_keys=True, default=str)
-            lines.append(f"Evidence: {evidence[:MAX_EVIDENCE_CHARS]}")
-    lines.append("Re-checked by Hokusai (`/hokusai ticket verify`).")
-    return "\n".join(lines)
+    if result.still_failing:
+        return f"• :x: {ref} is Done but the failure persists (commented on the ticket)"
+    return f"• :white_check_mark: {ref} is Done and its checks pass: confirmed"
 
 
 def _ticket_ref(link_row: TicketLink) -> str:
