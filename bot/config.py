@@ -271,6 +271,16 @@ class IncidentSettings(_Model):
     summary_every_minutes: Annotated[int, Field(ge=0)] = Field(
         30, description="Minutes between automatic summaries while open; 0 turns them off."
     )
+    archive_after_hours: Annotated[int, Field(ge=0)] = Field(
+        0,
+        description="Hours after resolve or cancel before an incident's own channel is "
+        "archived; 0 never archives.",
+    )
+    ticket_poll_minutes: Annotated[int, Field(ge=0)] = Field(
+        5,
+        description="Minutes between tracker reads of an open incident's tickets (a ticket "
+        "turning Done gets its checks re-run); 0 turns polling off.",
+    )
     tracker: Literal["linear", "jira"] | None = Field(
         None, description="linear or jira; guessed from the credentials that are set if unset."
     )

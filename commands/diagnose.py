@@ -216,7 +216,7 @@ def _actions(report: Any, incident: Any, run_id: int | None, env: str) -> list[d
                 "action_id": "incident_declare",
                 "text": {"type": "plain_text", "text": "Declare incident"},
                 "value": json.dumps({"run_id": run_id, "env": env}),
-                "style": "danger",
+                "style": "primary",
             }
         )
     return actions

@@ -845,10 +845,10 @@ class IncidentStore:
         with self._transaction() as db:
             current = self._open_row(db, incident_id)
             if current[role] == user_id:
-                raise InvalidTransition(f"<@{user_id}> is already {role} of #{incident_id}")
+                raise InvalidTransition(f"that person is already {role} of #{incident_id}")
             # ``role`` is one of ROLES (checked above), so it is safe as a column name.
             self._write(db, f"UPDATE incidents SET {role} = ? WHERE id = ?", [user_id, incident_id])
-            before = f" (was <@{current[role]}>)" if current[role] else ""
+            before = f" (was @{current[role]})" if current[role] else ""
             self._insert(
                 db,
                 "timeline",
@@ -857,7 +857,7 @@ class IncidentStore:
                     "at": to_ts(_now(now)),
                     "actor": actor,
                     "kind": "role",
-                    "text": f"{role.capitalize()}: <@{user_id}>{before}",
+                    "text": f"{role.capitalize()}: @{user_id}{before}",
                     "ref": role,
                 },
             )

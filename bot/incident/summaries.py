@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +44,8 @@ INCIDENT_STATUS_EMOJI = {
     "resolved": ":white_check_mark:",
     "cancelled": ":heavy_multiplication_x:",
 }
+# A person in a role hand-over's text (the log keeps them as @U123).
+_PERSON = re.compile(r"@([UW][A-Z0-9]{2,})\b")
 # Timeline kinds that change the incident's state: listed under "What changed".
 STATE_CHANGES = ("status", "resolved", "cancelled", "severity", "role")
 
@@ -172,7 +175,12 @@ class Summary:
             return [f"Nothing changed {since}."]
         lines = [f"Since {format_time(ch.since)}:" if ch.since else "Since it was declared:"]
         for entry in ch.status_changes:
-            lines.append(f"• {entry.text} ({_who(entry.actor)})")
+            text = (
+                _PERSON.sub(lambda m: user(m[1]), entry.text)
+                if entry.kind == "role"
+                else entry.text
+            )
+            lines.append(f"• {text} ({_who(entry.actor)})")
         if ch.runs:
             lines.append(f"• {ch.runs} diagnose run{'s' if ch.runs != 1 else ''}")
         # Ids only: what each failure says is listed once, under the findings.

@@ -1,8 +1,15 @@
-"""Automatic summary posts: every N minutes while an incident is open, and on status changes.
+"""Work on a clock: periodic summaries, ticket polls, and archiving closed incidents' channels.
 
-Several bot processes may share one database; a lease row decides which one posts each
-periodic summary, and the incident's ``last_summary_at`` is read again after the lease is won,
-so a summary is never posted twice.
+- Summaries every N minutes while an incident is open (and on status changes, via
+  ``post_summary``). Several bot processes may share one database; a lease row decides which
+  one posts each periodic summary, and the incident's ``last_summary_at`` is read again after
+  the lease is won, so a summary is never posted twice.
+- Ticket polls (``incidents.ticket_poll_minutes``): an open incident's linked tickets are read
+  from the tracker, at most ``MAX_POLLS_PER_TICK`` a tick (20 a minute, under Linear's 1,500 an
+  hour and Jira Cloud's per-user limits), pausing after a 429. A ticket seen turning Done gets
+  its checks re-run (``bot.incident.verify``); the turn is decided in one transaction, so only
+  one process re-checks it.
+- Archiving (``incidents.archive_after_hours``): see ``bot.incident.channel.archive_closed``.
 
 Example::
 
@@ -22,13 +29,19 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot import metrics
-from bot.incident.store import Incident, StoreError
+from bot.incident.channel import archive_closed, refresh_topic
+from bot.incident.store import Incident, StoreError, TicketLink
 from bot.incident.summaries import build_summary
+from bot.incident.verify import POLLED, tracker, verify_done
+from bot.tickets import TicketProvider, TrackerError
 
 if TYPE_CHECKING:
     from bot.slack.services import Services
 
 log = logging.getLogger(__name__)
+
+MAX_POLLS_PER_TICK = 10
+RATE_LIMIT_PAUSE = timedelta(minutes=1)
 
 
 def summary_due(incident: Incident, now: datetime, every_minutes: int) -> bool:
@@ -90,6 +103,7 @@ class SummaryScheduler:
         self._task: asyncio.Task[None] | None = None
         # Incidents whose due summary had nothing new: not looked at again before this time.
         self._quiet_until: dict[int, datetime] = {}
+        self._polls_paused_until: datetime | None = None
 
     @property
     def every_minutes(self) -> int:
@@ -145,11 +159,66 @@ class SummaryScheduler:
     async def run_forever(self) -> None:
         """Tick until cancelled; store errors are logged and retried on the next tick."""
         while True:
-            try:
-                await self.tick()
-            except StoreError as exc:
-                log.warning("summary scheduler: %s", exc)
+            for step in (self.tick, self.poll_tickets, self.archive):
+                try:
+                    await step()
+                except StoreError as exc:
+                    log.warning("scheduler (%s): %s", step.__name__, exc)
             await asyncio.sleep(self.tick_seconds)
+
+    async def poll_tickets(self, now: datetime | None = None) -> list[str]:
+        """Read due tickets from the tracker; re-check those that turned Done. Their keys."""
+        now = now or self.services.clock()
+        minutes = self.services.config.incidents.ticket_poll_minutes
+        provider = tracker(self.services)
+        if minutes <= 0 or provider is None:
+            return []
+        if self._polls_paused_until is not None and now < self._polls_paused_until:
+            return []
+        store = self.services.store()
+        due = await asyncio.to_thread(store.tickets_to_poll, now, timedelta(minutes=minutes))
+        turned: list[str] = []
+        for link in [t for t in due if t.provider == provider.name][:MAX_POLLS_PER_TICK]:
+            try:
+                ticket = await provider.get(link.key)
+            except TrackerError as exc:
+                if exc.kind == "rate_limited":
+                    self._polls_paused_until = now + RATE_LIMIT_PAUSE
+                    log.info("ticket polls paused: %s", exc)
+                    break
+                log.info("ticket %s not polled: %s", link.key, exc)
+                continue
+            became_done = await asyncio.to_thread(
+                lambda t=ticket, lk=link: store.record_ticket_poll(
+                    lk.incident_id, lk.provider, lk.key, status=t.status, done=t.done, now=now
+                )
+            )
+            if became_done:
+                await self._turned_done(provider, link)
+                turned.append(link.key)
+        return turned
+
+    async def _turned_done(self, provider: TicketProvider, link: TicketLink) -> None:
+        """Re-check a ticket that just turned Done; a pass gets one line, a failure the call-out."""
+        store = self.services.store()
+        incident = await asyncio.to_thread(store.incident, link.incident_id)
+        try:
+            result = await verify_done(
+                self.services, incident, provider, link, actor=None, trigger=POLLED
+            )
+        except Exception as exc:  # one ticket's failure must not stop the others
+            log.warning("re-check of %s failed: %s", link.key, type(exc).__name__)
+            return
+        if result.recheck is not None and result.recheck.verdict == "confirmed":
+            await self.services.outbound.post(
+                incident.channel_id,
+                f":white_check_mark: {link.key} turned Done and its checks pass now.",
+            )
+        await refresh_topic(self.services, incident.id)
+
+    async def archive(self, now: datetime | None = None) -> list[int]:
+        """Archive closed incidents' channels that are due (``incidents.archive_after_hours``)."""
+        return await archive_closed(self.services, now or self.services.clock())
 
     def start(self) -> asyncio.Task[None]:
         """Start ticking on the running loop (idempotent)."""

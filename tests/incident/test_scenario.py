@@ -7,13 +7,10 @@ holds afterwards are what a person would check.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+import json
 
-import pytest
 from slack_bolt.request.async_request import AsyncBoltRequest
 
-from bot.diagnosis.checks.base import Check, CheckResult, Classification
-from bot.diagnosis.runner import Runner
 from bot.incident.export import export_markdown
 from bot.sandbox import signing
 from bot.sandbox.trackers import TrackerStandIn
@@ -21,51 +18,6 @@ from bot.slack.app import services_of
 from bot.tickets import LinearProvider
 
 _requests = itertools.count(1)
-
-
-class _NoAws:
-    """These checks make no AWS calls; the runner still wants a caller to hand them."""
-
-    async def call(self, service: str, operation: str, **params: Any) -> Any:
-        raise AssertionError(f"unexpected AWS call {service}.{operation}")
-
-    def close(self) -> None:
-        return None
-
-
-def _fake_checks(listener_rules_fail: bool) -> dict[str, Check]:
-    async def dns(ctx: Any) -> CheckResult:
-        return CheckResult.passed("registry.hokus.ai resolves", addresses=["203.0.113.10"])
-
-    async def rules(ctx: Any) -> CheckResult:
-        if listener_rules_fail:
-            return CheckResult.failed(
-                "no listener rule sends /api/mlflow/* to hokusai-api-development",
-                Classification.CONFIGURATION,
-                hint="Add a rule for /api/mlflow/* forwarding to the API target group",
-                matched_rule="default",
-                listener_port=443,
-            )
-        return CheckResult.passed("rule 10 forwards /api/mlflow/*", matched_rule="10")
-
-    return {
-        "dns.resolve": Check("dns.resolve", "dns", "DNS resolves", dns),
-        "routing.listener-rules": Check("routing.listener-rules", "routing", "rules", rules),
-    }
-
-
-@pytest.fixture
-def app(bot_app, monkeypatch):
-    from bot.slack.services import Services
-
-    state = {"failing": True}
-    monkeypatch.setattr(
-        Services,
-        "runner",
-        lambda self, env: Runner(env, aws=_NoAws(), checks=_fake_checks(state["failing"])),
-    )
-    bot_app.test_state = state
-    return bot_app
 
 
 async def send(
@@ -77,7 +29,7 @@ async def send(
         text,
         channel_id=channel,
         response_url=slack.response_url(f"r{n}"),
-        trigger_id=trigger or f"trigger-{n}",
+        trigger_id=trigger or signing.new_trigger_id(),
         retry_num=1 if retry else None,
     )
     response = await app.async_dispatch(
@@ -145,6 +97,14 @@ async def test_incident_from_declare_to_resolve(app, slack, slack_secrets):
         await send(app, slack, slack_secrets, "ticket verify", inc.channel_id)
         assert any("failure persists" in c for c in trackers.comments(issue.key))
     await send(app, slack, slack_secrets, "incident status identified", inc.channel_id)
+    # Resolving while the rule is still missing re-runs the check and asks instead.
+    await send(app, slack, slack_secrets, "incident resolve", inc.channel_id)
+    assert store.incident(inc.id).status == "identified"
+    question = slack.messages(inc.channel_id)[-1]
+    assert "is not fixed yet" in question["text"]
+    assert "routing.listener-rules" in json.dumps(question["blocks"])
+    # The fix lands; resolving again re-checks, finds it passing and resolves.
+    app.test_state["failing"] = False
     await send(app, slack, slack_secrets, "incident resolve", inc.channel_id)
 
     kinds = [e.kind for e in store.timeline(inc.id)]
@@ -156,11 +116,14 @@ async def test_incident_from_declare_to_resolve(app, slack, slack_secrets):
         "diagnose",
         "verify",
         "status",
+        "diagnose",
+        "resolve-check",
+        "diagnose",
         "resolved",
     ]
     assert store.incident(inc.id).status == "resolved"
     assert store.tickets(inc.id)[0].check_ids == ["routing.listener-rules"]
-    assert store.run_count(inc.id) == 2
+    assert store.run_count(inc.id) == 4
     posted = [m["text"] for m in slack.messages(inc.channel_id)]
     assert any("Ticket " + issue.key + " is Done but the failure persists" in t for t in posted)
     assert any(t.startswith("Status changed: #1 Registry returns 404") for t in posted)
@@ -178,8 +141,12 @@ async def test_commands_outside_an_incident_say_how_to_start_one(app, slack, sla
     await send(app, slack, slack_secrets, "incident note hello", "C0INCIDENT")
     assert "No incident is open in this channel" in replies(slack)[-1]
     # Bad input is answered in the ack itself, with the usage.
-    ack = await send(app, slack, slack_secrets, "incident declare", "C0INCIDENT")
-    assert "needs a title" in ack.body and "incident declare TITLE" in ack.body
+    ack = await send(app, slack, slack_secrets, "incident role boss someone", "C0INCIDENT")
+    assert "is not a role" in ack.body and "incident role commander|comms|scribe" in ack.body
+    # No title: the declare form opens instead of a usage message.
+    await send(app, slack, slack_secrets, "incident declare", "C0INCIDENT")
+    (opened,) = slack.calls_to("views.open")
+    assert opened.args["view"]["callback_id"] == "incident_declare_form"
     ack = await send(app, slack, slack_secrets, "incident declare Outage sev=7", "C0INCIDENT")
     assert "severity is 1 (worst) to 4" in ack.body
     assert services_of(app).store().list_incidents() == []

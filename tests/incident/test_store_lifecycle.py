@@ -77,7 +77,7 @@ def test_severity_and_roles_change_on_the_timeline(store):
     with pytest.raises(InvalidTransition):
         store.assign_role(inc.id, "boss", "U2", actor="U1")
     texts = [e.text for e in store.timeline(inc.id)][1:]
-    assert texts == ["Severity SEV3 → SEV1", "Comms: <@U2>"]
+    assert texts == ["Severity SEV3 → SEV1", "Comms: @U2"]
 
 
 def test_closed_incidents_with_their_own_channel_are_archivable(store):

@@ -126,31 +126,50 @@ def test_summary_blocks_stay_within_slack_limits(store):
 
 
 def test_export_reads_as_a_post_incident_report(store, incident):
+    store.remember_people({"U1": "Ona Call", "U2": "Dana Ops"}, now=T0)
     store.resolve(incident.id, actor="U1", now=T0 + timedelta(hours=2))
     report = export_markdown(store, incident.id, T0 + timedelta(hours=3))
     assert report.startswith("# Incident #1: Registry returns 404\n")
-    assert "| Severity | SEV1 |" in report and "| Duration | 2h 00m |" in report
+    facts = report.splitlines()[2]
+    assert "**SEV1**" in facts and "**resolved**" in facts and "2h 00m" in facts
+    assert "commander Ona Call" in facts
     sections = [line for line in report.splitlines() if line.startswith("## ")]
     assert sections == [
         "## Summary",
+        "## Impact",
+        "## Root cause",
+        "## Detection",
         "## Timeline",
-        "## Findings",
-        "## Diagnose runs",
-        "## Tickets",
+        "## Resolution",
+        "## Action items",
+        "## Appendix: evidence",
     ]
-    timeline = report.split("## Timeline")[1].split("## Findings")[0]
-    order = ["declared", "diagnose", "diagnose", "status", "ticket", "note", "resolved"]
-    kinds = [
-        line.split(" — ")[-1].split(":")[0]
-        for line in timeline.splitlines()
-        if line.startswith("- ")
+    impact = report.split("## Impact")[1].split("## Root cause")[0]
+    assert "**Duration:** 2h 00m" in impact
+    assert "`routing.listener-rules`" in impact and "`app.route-probe`" in impact
+    assert "Critical" in impact  # what SEV1 means, for whom
+    cause = report.split("## Root cause")[1].split("## Detection")[0]
+    assert "*Listener rules* (`routing.listener-rules`, configuration)" in cause
+    assert "Suggested fix: Add a rule for /api/mlflow/*" in cause
+    assert "target_group: `tg-api`" in cause
+    timeline = report.split("## Timeline")[1].split("## Resolution")[0]
+    rows = [line for line in timeline.splitlines() if line.startswith("| ") and "---" not in line]
+    assert [r.split(" | ")[2].split(":")[0].rstrip(" |") for r in rows[1:]] == [
+        "Declared SEV1",
+        "Diagnose",
+        "Status investigating → identified",
+        "Linked linear ticket HOK-1 “Add ALB rule” (checks",
+        "Note",
+        "Status identified → resolved",
     ]
-    assert kinds == order
-    findings = report.split("## Findings")[1].split("## Diagnose runs")[0]
-    assert findings.index("routing.listener-rules") < findings.index("dns.resolve")
-    assert '"target_group": "tg-api"' in findings
-    assert "Hint: Add a rule for /api/mlflow/*" in findings
-    assert "| HOK-1 Add ALB rule | linear | In Progress |" in report
+    # People by name, never by Slack id, before the appendix.
+    assert "U1" not in report.split("## Appendix")[0] and "Dana Ops" in timeline
+    items = report.split("## Action items")[1].split("## Appendix")[0]
+    assert "| HOK-1 | Add ALB rule | - | In Progress | not yet (ticket open) |" in items
+    appendix = report.split("## Appendix: evidence")[1]
+    assert appendix.index("routing.listener-rules") < appendix.index("dns.resolve")
+    assert '"target_group": "tg-api"' in appendix
+    assert "Hint: Add a rule for /api/mlflow/*" in appendix
     assert export_filename(store.incident(incident.id)) == "incident-1-registry-returns-404.md"
 
 

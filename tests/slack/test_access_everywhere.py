@@ -19,6 +19,9 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 
 import commands
 from bot.config import parse_config
+from bot.incident.modal import CALLBACK_ID as DECLARE_FORM
+from bot.incident.modal import DeclareContext, declare_view
+from bot.incident.resolve import KEEP_OPEN, RESOLVE_ANYWAY
 from bot.incident.store import IncidentStore
 from bot.runbook.render import NOTE_BLOCK, NOTE_INPUT, NOTE_MODAL_CALLBACK
 from bot.sandbox import signing
@@ -45,6 +48,9 @@ TYPED = {
     "incident timeline": "incident timeline",
     "incident summary": "incident summary",
     "incident resolve": "incident resolve",
+    "incident severity": "incident severity 1",
+    "incident role": "incident role comms <@U0BOSS|boss>",
+    "incident export": "incident export",
     "ticket link": "ticket link HOK-99",
     "ticket create": "ticket create Fix the rules",
     "ticket list": "ticket list",
@@ -59,6 +65,7 @@ NO_ENVIRONMENT = {
     "help": "static text",
     "incident declare": "opens an incident; shows no findings",
     "incident note": "adds a line to the timeline; shows nothing",
+    "incident role": "hands a role over; shows no findings",
     "runbook list": "lists the installed runbooks",
 }
 
@@ -345,7 +352,43 @@ async def _press_monitoring(world, user, channel):
     )
 
 
+async def _press_resolve_choice(world, user, channel, action_id):
+    return signing.block_action(
+        world.secret,
+        action_id,
+        json.dumps({"incident_id": world.incident.id}),
+        user_id=user,
+        channel_id=channel[0],
+        channel_name=channel[1],
+    )
+
+
+async def _press_keep_open(world, user, channel):
+    return await _press_resolve_choice(world, user, channel, KEEP_OPEN)
+
+
+async def _press_resolve_anyway(world, user, channel):
+    return await _press_resolve_choice(world, user, channel, RESOLVE_ANYWAY)
+
+
+async def _submit_declare_form(world, user, channel):
+    # The declare form of a diagnose result: the new incident would hold that run.
+    form = declare_view(
+        DeclareContext(channel[0], run_id=world.run_id, origin_channel_name=channel[1])
+    )
+    return signing.view_submission(
+        world.secret,
+        DECLARE_FORM,
+        signing.view_state(form, {"title": "Registry down", "commander": user}),
+        private_metadata=form["private_metadata"],
+        user_id=user,
+    )
+
+
 PRESSES = {
+    "action:" + KEEP_OPEN: _press_keep_open,
+    "action:" + RESOLVE_ANYWAY: _press_resolve_anyway,
+    "view:" + DECLARE_FORM: _submit_declare_form,
     "action:diagnose_again": _press_run_again,
     "action:watch_monitoring": _press_monitoring,
     "action:^incident_timeline_page(_newest)?$": _press_older,
