@@ -13,7 +13,7 @@ from bot.incident.summaries import build_summary
 from bot.settings import Settings
 from bot.slack.app import services_of
 
-from .test_scenario import app, send  # noqa: F401  (the app fixture with fake checks)
+from .test_scenario import send  # the app fixture with fake checks is in conftest.py
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 LEAD = "no listener rule sends /api/mlflow/* to the API"
@@ -89,7 +89,7 @@ def test_incident_show_after_a_summary_still_says_what_changed(tmp_path) -> None
     assert "newly failing: routing.listener-rules" in out.getvalue()
 
 
-async def test_a_summary_asked_for_twice_posts_once(app, slack, slack_secrets) -> None:  # noqa: F811
+async def test_a_summary_asked_for_twice_posts_once(app, slack, slack_secrets) -> None:
     channel = "C0INCIDENT"
     await send(app, slack, slack_secrets, "incident declare Registry down channel=here", channel)
     await send(app, slack, slack_secrets, "diagnose", channel)
