@@ -173,6 +173,21 @@ class MlflowSettings(_Model):
     tracking_uri: str = Field(description="What data scientists set MLFLOW_TRACKING_URI to.")
 
 
+class StatedDependency(_Model):
+    """An edge of the dependency model stated in hokusai.yml: ``source`` needs ``target``.
+
+    Inferred edges (the API's upstream URL, MLflow's backend store) need no entry; state one
+    the bot cannot see, or switch an inferred one off with ``absent: true``.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+
+    source: str = Field(alias="from", description="An ECS service name, or `public`.")
+    target: str = Field(alias="to", description="An ECS service name, or `database`.")
+    via: str | None = Field(None, description="What carries it, e.g. `MODEL_STORE_URL`.")
+    absent: bool = Field(False, description="true: this edge does not exist; never infer it.")
+
+
 class Environment(_Model):
     name: str = ""
     region: str = "us-east-1"
@@ -185,6 +200,10 @@ class Environment(_Model):
     database: DatabaseSettings | None = None
     auth: AuthSettings | None = None
     mlflow: MlflowSettings | None = None
+    dependencies: list[StatedDependency] = Field(
+        default_factory=list,
+        description="Edges of the dependency model to add (or, with absent: true, drop).",
+    )
 
     def service(self, name: str) -> EcsService | None:
         for service in self.ecs.services if self.ecs else []:
@@ -200,6 +219,15 @@ class Environment(_Model):
                 raise ValueError(
                     f"routes.{i}.service: {route.service!r} is not one of ecs.services"
                 )
+        for i, edge in enumerate(self.dependencies):
+            for side, name, extra in (
+                ("from", edge.source, "public"),
+                ("to", edge.target, "database"),
+            ):
+                if known and name not in known and name != extra:
+                    raise ValueError(
+                        f"dependencies.{i}.{side}: {name!r} is not one of ecs.services or {extra!r}"
+                    )
         return self
 
 

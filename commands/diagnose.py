@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import metrics
 from bot.diagnosis.checks.base import CheckOutcome, Status
-from bot.diagnosis.render import detail_chunks, progress_blocks, report_blocks
+from bot.diagnosis.render import detail_chunks, lead_outcome, progress_blocks, report_blocks
 from bot.errors import HokusaiError
 from bot.offload import offload
 from bot.slack.access import AccessRefused, channel_refusal
@@ -93,6 +93,11 @@ async def handle(args: DiagnoseArgs, req: CommandRequest, services: Services) ->
                 report = await runner.run(args.scopes, on_outcome=progress.add)
             finally:
                 await progress.stop()
+            if args.scopes:
+                # A scoped run sees part of the path: say what a full run here found recently.
+                note = await asyncio.to_thread(_recent_full_run_note, services, req.channel_id)
+                if note:
+                    report.verdict = f"{report.verdict} {note}"
             await finish(report, req, services, progress.ts, target)
     except Exception as exc:
         # The message must not stay at "Diagnosing…": it says what happened and offers a retry.
@@ -198,7 +203,8 @@ def _record(report: Any, req: CommandRequest, services: Services) -> Recorded:
 def _actions(report: Any, incident: Any, run_id: int | None, env: str) -> list[dict[str, Any]]:
     actions: list[dict[str, Any]] = []
     first: CheckOutcome | None = report.first_failure
-    runbook = _suggested_runbook(first)
+    # The runbook for what broke (the cause), else for where it shows.
+    runbook = _suggested_runbook(lead_outcome(report)) or _suggested_runbook(first)
     if runbook is not None:
         actions.append(
             {
@@ -220,6 +226,19 @@ def _actions(report: Any, incident: Any, run_id: int | None, env: str) -> list[d
             }
         )
     return actions
+
+
+def _recent_full_run_note(services: Any, channel: str) -> str | None:
+    from datetime import UTC, datetime
+
+    from bot.diagnosis.verdict import recent_full_run_note
+
+    try:
+        runs = services.store().runs(limit=20)
+    except Exception as exc:  # the scoped answer still goes out without the note
+        log.info("could not read recent runs: %s", type(exc).__name__)
+        return None
+    return recent_full_run_note(runs, channel=channel, now=datetime.now(UTC))
 
 
 def _suggested_runbook(first: CheckOutcome | None) -> Any:

@@ -33,7 +33,13 @@ from typing import Any
 import boto3
 import botocore.session
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from botocore.hooks import HierarchicalEmitter
 
 from bot import metrics
@@ -128,13 +134,54 @@ class ReadOnlyViolation(PermissionError):
         )
 
 
-class AwsAccessDenied(PermissionError):
-    """AWS refused a read; the message names the IAM permission that is missing."""
+class AwsNotChecked(Exception):
+    """AWS did not answer a read the way a finding needs: a fact about the bot's access or
+    the AWS endpoint, never evidence that a resource is missing.
+
+    ``reason`` reads after "not checked: ", e.g. ``AccessDenied on rds:DescribeDBInstances``.
+    """
+
+    def __init__(self, action: str, reason: str, detail: str = "") -> None:
+        self.action = action
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"not checked: {reason}" + (f" ({detail})" if detail else ""))
+
+
+class AwsAccessDenied(AwsNotChecked, PermissionError):
+    """AWS refused a read; ``permission`` is the IAM action the bot's role lacks."""
 
     def __init__(self, permission: str, message: str = "") -> None:
         self.permission = permission
-        detail = f" ({message})" if message else ""
-        super().__init__(f"access denied: missing permission {permission}{detail}")
+        super().__init__(permission, f"AccessDenied on {permission}", message)
+
+
+class AwsThrottled(AwsNotChecked):
+    """AWS throttled a read (after botocore's own retries)."""
+
+    def __init__(self, action: str, code: str) -> None:
+        super().__init__(action, f"AWS throttled {action} ({code})")
+
+
+class AwsUnreachable(AwsNotChecked):
+    """The AWS endpoint did not answer (connection refused, timed out, DNS)."""
+
+    def __init__(self, action: str, detail: str) -> None:
+        super().__init__(action, "the AWS endpoint is unreachable", detail)
+
+
+_THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+    }
+)
 
 
 def iam_action(service: str, operation: str) -> str:
@@ -360,16 +407,20 @@ class AwsCaller:
         self.calls.append(AwsCall(service, api_name, current_check.get()))
         if self.latency:
             time.sleep(self.latency)
+        action = iam_action(service, api_name)
         try:
             return getattr(client, operation)(**params)
         except ClientError as exc:
             error = exc.response.get("Error", {})
-            metrics.ERRORS.labels("aws", metrics.error_kind(error.get("Code", "unknown"))).inc()
-            if error.get("Code") in _ACCESS_DENIED_CODES:
-                raise AwsAccessDenied(
-                    iam_action(service, api_name), _one_line(error.get("Message", ""))
-                ) from None
+            code = error.get("Code")
+            metrics.ERRORS.labels("aws", metrics.error_kind(code or "unknown")).inc()
+            if code in _ACCESS_DENIED_CODES:
+                raise AwsAccessDenied(action, _one_line(error.get("Message", ""))) from None
+            if code in _THROTTLING_CODES:
+                raise AwsThrottled(action, code) from None
             raise
+        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as exc:
+            raise AwsUnreachable(action, _one_line(str(exc))) from None
 
     async def call(self, service: str, operation: str, **params: Any) -> Any:
         """Call ``operation`` (the boto3 method name, ``describe_rules``) on ``service``."""

@@ -39,11 +39,23 @@ BODY_KEEP_CHARS = 65_536
 MASK = "[redacted]"
 
 # Headers whose whole value is a credential, masked whatever the redactor thinks of them.
-CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "proxy-authorization", "cookie"})
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "x-api-key", "api-key", "proxy-authorization", "cookie"}
+)
 # Query parameters that carry a key when a service takes it in the URL.
 CREDENTIAL_PARAMS = frozenset({"api_key", "apikey", "key", "token", "access_token"})
 # Response headers that say something about who answered.
-HEADERS_OF_INTEREST = ("server", "content-type", "via", "x-frame-options", "vary")
+HEADERS_OF_INTEREST = (
+    "server",
+    "content-type",
+    "via",
+    "x-frame-options",
+    "vary",
+    "www-authenticate",
+    "x-cache",
+    "x-amz-cf-id",
+    "cf-ray",
+)
 
 MLFLOW_INVALID_HOST = "Invalid Host header - possible DNS rebinding attack detected"
 # Werkzeug's 404 page, which MLflow's Flask app serves for any path it does not know.
@@ -60,6 +72,7 @@ class Responder(StrEnum):
     FASTAPI = "fastapi"
     MLFLOW = "mlflow"
     NGINX = "nginx"
+    CDN = "cdn"
     UNKNOWN = "unknown"
 
 
@@ -68,6 +81,7 @@ RESPONDER_TITLES: dict[Responder, str] = {
     Responder.FASTAPI: "a FastAPI service",
     Responder.MLFLOW: "MLflow",
     Responder.NGINX: "nginx",
+    Responder.CDN: "a CDN",
     Responder.UNKNOWN: "an unknown server",
 }
 
@@ -104,6 +118,9 @@ def who_answered(status: int, headers: Mapping[str, str], body: str) -> Attribut
             Responder.LOAD_BALANCER,
             f"server header {server or 'awselb'} and a fixed-response body",
         )
+    cdn = _cdn_error(server, lower, text, status)
+    if cdn is not None:
+        return cdn
     if MLFLOW_INVALID_HOST in text:
         return Attribution(
             Responder.MLFLOW,
@@ -135,6 +152,26 @@ def who_answered(status: int, headers: Mapping[str, str], body: str) -> Attribut
         return Attribution(Responder.MLFLOW, "plain-text 'OK', MLflow's /health answer")
     hint = f"server {server!r}" if server else "no server header"
     return Attribution(Responder.UNKNOWN, f"{hint}, {content_type or 'no content-type'}")
+
+
+# CloudFront's own error page; Cloudflare's and Fastly's error pages name themselves.
+_CDN_PAGES = ("the request could not be satisfied", "cloudflare", "fastly error")
+
+
+def _cdn_error(
+    server: str, headers: Mapping[str, str], text: str, status: int
+) -> Attribution | None:
+    """A CDN's own error page (not an origin's answer passed through the CDN)."""
+    via_cdn = (
+        "cloudfront" in server
+        or "cloudflare" in server
+        or "x-amz-cf-id" in headers
+        or "cf-ray" in headers
+        or "cloudfront" in headers.get("via", "").lower()
+    )
+    if via_cdn and status >= 400 and any(p in text.lower() for p in _CDN_PAGES):
+        return Attribution(Responder.CDN, f"the CDN's own {status} error page ({server or 'via'})")
+    return None
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
@@ -192,6 +229,13 @@ class ProbeResult:
             return json.loads(self.body)
         except ValueError:
             return None
+
+    def mlflow_error(self) -> str | None:
+        """MLflow's error as ``CODE: message`` when the body is MLflow's error JSON."""
+        payload = self.json()
+        if not isinstance(payload, dict) or "error_code" not in payload:
+            return None
+        return f"{payload.get('error_code')}: {str(payload.get('message', ''))[:1000]}"
 
     def describe_answer(self) -> str:
         """``404 {"detail": "Not Found"}`` or ``no answer within 4.0 s``: for summaries."""

@@ -160,6 +160,10 @@ def progress_blocks(
     return text, blocks
 
 
+_PROBLEMS = (Status.FAIL, Status.ERROR, Status.TIMEOUT)
+MAX_NOTES = 5
+
+
 def report_blocks(
     report: Any,
     *,
@@ -167,79 +171,108 @@ def report_blocks(
     actions: list[dict[str, Any]] | None = None,
     max_failures: int = 6,
 ) -> tuple[str, list[dict[str, Any]], bool]:
-    """The final diagnose message.
+    """The final diagnose message: the headline (cause, first failing hop or why nothing is
+    proven), the lead finding with its evidence, the other problems one line each, warnings
+    and context, then the buttons.
 
     Returns:
         (fallback text, blocks, whether some detail did not fit and belongs in a thread).
     """
     outcomes: list[CheckOutcome] = list(report.outcomes)
-    first = report.first_failure
-    chain = hop_chain(outcomes, _layers_of(outcomes), first_failure=first)
-    # One verdict line: the first failing hop (its words and evidence follow in the lead
-    # section), else why the path is not proven healthy, else that nothing fails.
-    if first is not None:
-        headline = (
-            f":rotating_light: First failing hop: *{HOP_TITLES[first.layer]}*"
-            f" ({first.result.classification or 'unclassified'})"
-        )
-    elif not outcomes or any(o.status in (Status.ERROR, Status.TIMEOUT) for o in outcomes):
-        headline = f":warning: {report.verdict}"
-    else:
-        headline = ":white_check_mark: No hop of the request path fails"
-    counts = _counts(outcomes)
-    blocks: list[dict[str, Any]] = [
-        {
-            "type": "header",
-            "text": {"type": "plain_text", "text": f"Diagnose: {report.env} — {target}"},
-        },
-        {"type": "section", "text": {"type": "mrkdwn", "text": f"{headline}\n{chain}"}},
-    ]
-    hop_problems = [o for o in outcomes if o.layer in HOP_LAYERS and o.status.is_problem]
-    # The first failing hop leads with its evidence (what a responder acts on); the other
-    # problems follow one line each, in request-path order, their evidence in the thread.
-    if first is not None:
-        hop_problems.sort(key=lambda o: o is not first)
-    lead = hop_problems[:1]
-    for outcome in lead:
-        blocks.append(_outcome_section(outcome))
-    others = hop_problems[1:]
-    if others:
-        lines = [outcome_line(o) for o in others[:max_failures]]
-        if len(others) > max_failures:
-            lines.append(f"… and {len(others) - max_failures} more in the thread")
-        blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": "*Also failing:*\n" + "\n".join(lines)},
-            }
-        )
+    # The cause leads with its evidence (what a responder acts on); without a failure, the
+    # first check that could not run. The other problems follow one line each.
+    problems = [o for o in outcomes if _is_hop_problem(o)]
+    lead = lead_outcome(report) or (problems[0] if problems else None)
+    others = [o for o in problems if o is not lead]
     warnings = [o for o in outcomes if o.layer in HOP_LAYERS and o.status == Status.WARN]
     context = [o for o in outcomes if o.layer in CONTEXT_LAYERS and o.status != Status.SKIPPED]
-    notes = [outcome_line(o) for o in warnings[:5]] + [outcome_line(o) for o in context[:5]]
+    chain = hop_chain(outcomes, _layers_of(outcomes), first_failure=report.first_failure)
+
+    blocks = [
+        _header(f"Diagnose: {report.env} — {target}"),
+        # The verdict is said once: in the headline (see headline()).
+        _section(f"{headline(report)}\n{chain}"),
+    ]
+    if lead is not None:
+        blocks.append(_outcome_section(lead))
+    if others:
+        blocks.append(_listing("Also failing", others, max_failures, "more in the thread"))
+    notes = warnings[:MAX_NOTES] + context[:MAX_NOTES]
     if notes:
-        blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": "*Also seen:*\n" + "\n".join(notes)},
-            }
-        )
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": f"{counts} · {len(outcomes)} checks in {report.duration_ms} ms · "
-                    "read-only",
-                }
-            ],
-        }
-    )
+        blocks.append(_listing("Also seen", notes, len(notes)))
+    blocks.append(_footer(outcomes, report.duration_ms))
     if actions:
         blocks.append({"type": "actions", "elements": actions})
-    overflow = bool(others) or len(warnings) > 5 or len(context) > 5
-    fallback = f"Diagnose {report.env}: {report.verdict}"
-    return fallback, blocks, overflow
+    overflow = bool(others) or len(warnings) > MAX_NOTES or len(context) > MAX_NOTES
+    return f"Diagnose {report.env}: {report.verdict}", blocks, overflow
+
+
+def lead_outcome(report: Any) -> CheckOutcome | None:
+    """What a responder acts on first: the cause when one is named, else the first failure."""
+    cause = getattr(report, "cause", None)
+    if cause is not None and cause.id:
+        found = report.outcome(cause.id)
+        if found is not None:
+            return found
+    return report.first_failure
+
+
+def headline(report: Any, *, markdown: bool = True) -> str:
+    """``Cause: *Database* (infrastructure)`` over ``First failing hop: *Application*``."""
+
+    def bold(text: str) -> str:
+        return f"*{text}*" if markdown else text
+
+    first, cause = report.first_failure, getattr(report, "cause", None)
+    outcomes = list(report.outcomes)
+    if first is None:
+        unproven = not outcomes or any(o.status in (Status.ERROR, Status.TIMEOUT) for o in outcomes)
+        if unproven:
+            # Why the path is not proven healthy (the checks that could not run, and why).
+            return (":warning: " if markdown else "") + report.verdict
+        if getattr(report, "scopes", None):
+            # The scope, what it did not look at, what a full run found: never "healthy".
+            return (":white_check_mark: " if markdown else "") + report.verdict
+        return (":white_check_mark: " if markdown else "") + "No hop of the request path fails"
+    first_line = (
+        f"First failing hop: {bold(HOP_TITLES[first.layer])}"
+        f" ({first.result.classification or 'unclassified'})"
+    )
+    icon = ":rotating_light: " if markdown else ""
+    if cause is None or cause.id == first.id:
+        return icon + first_line
+    if cause.confidence == "inconclusive":
+        return f"{icon}{first_line} — cause not established: {cause.summary}"
+    likely = " (likely)" if cause.confidence == "likely" else ""
+    cause_line = (
+        f"Cause{likely}: {bold(HOP_TITLES.get(cause.layer, cause.layer))} "
+        f"({cause.classification or 'unclassified'}) — `{cause.id}`"
+    )
+    return f"{icon}{cause_line}\n{first_line}, where it shows"
+
+
+def _is_hop_problem(outcome: CheckOutcome) -> bool:
+    return outcome.layer in HOP_LAYERS and outcome.status in _PROBLEMS
+
+
+def _header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": text[:150]}}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _listing(title: str, outcomes: Sequence[CheckOutcome], limit: int, rest: str = "") -> dict:
+    lines = [outcome_line(o) for o in outcomes[:limit]]
+    if len(outcomes) > limit:
+        lines.append(f"… and {len(outcomes) - limit} {rest}".rstrip())
+    return _section(f"*{title}:*\n" + "\n".join(lines))
+
+
+def _footer(outcomes: Sequence[CheckOutcome], duration_ms: int) -> dict[str, Any]:
+    text = f"{_counts(outcomes)} · {len(outcomes)} checks in {duration_ms} ms · read-only"
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
 def _outcome_section(outcome: CheckOutcome) -> dict[str, Any]:
@@ -250,7 +283,7 @@ def _outcome_section(outcome: CheckOutcome) -> dict[str, Any]:
     evidence = evidence_lines(result.evidence, limit=8)
     if evidence:
         lines.append("```" + "\n".join(evidence) + "```")
-    return {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}
+    return _section("\n".join(lines))
 
 
 def _counts(outcomes: Sequence[CheckOutcome]) -> str:
@@ -296,6 +329,7 @@ def terminal_report(report: Any, *, color: bool = False) -> str:
     first = report.first_failure
     lines = [
         f"hokusai diagnose {report.env}: {len(outcomes)} checks in {report.duration_ms} ms",
+        *headline(report, markdown=False).replace("`", "").splitlines(),
         hop_chain(outcomes, _layers_of(outcomes), first_failure=first, markdown=False),
         "",
     ]

@@ -38,6 +38,7 @@ import httpx
 from bot.diagnosis.aws import (
     AwsAccessDenied,
     AwsCaller,
+    AwsNotChecked,
     ReadOnlyViolation,
     allowed_actions,
     current_check,
@@ -45,8 +46,8 @@ from bot.diagnosis.aws import (
     read_only_session,
 )
 from bot.diagnosis.aws_cache import AwsReadCache
+from bot.diagnosis.cause import Cause, attribute
 from bot.diagnosis.checks.base import (
-    HOP_TITLES,
     LAYERS,
     Check,
     CheckContext,
@@ -57,6 +58,8 @@ from bot.diagnosis.checks.base import (
     Status,
     first_failing_hop,
 )
+from bot.diagnosis.dependencies import DependencyModel
+from bot.diagnosis.verdict import build_verdict
 from bot.errors import HokusaiError
 from bot.offload import offload
 from bot.redaction import default_redactor
@@ -81,58 +84,6 @@ class UnknownScope(HokusaiError, ValueError):
         super().__init__(f"unknown scope {scope!r}; valid scopes: {', '.join(self.valid)}")
 
 
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
-
-
-def build_verdict(outcomes: Sequence[CheckOutcome], first: CheckOutcome | None) -> str:
-    """One sentence a person reads first: where the path breaks and what kind of problem it is."""
-    if first is not None:
-        title = HOP_TITLES.get(first.layer, first.layer)
-        summary = first.result.summary.rstrip(". ")
-        kind = first.result.classification
-        tail = f" — {_article(kind)} {kind} problem." if kind else "."
-        return f"The request path first breaks at {title}: {summary}{tail}"
-    unfinished = [o.id for o in outcomes if o.status in (Status.ERROR, Status.TIMEOUT)]
-    context_fail = [o.id for o in outcomes if o.status is Status.FAIL]
-    warned = [o.id for o in outcomes if o.status is Status.WARN]
-    if not outcomes:
-        return "No checks ran."
-    if unfinished:
-        found = _common_cause(outcomes)
-        if found:
-            cause, count = found
-            return (
-                f"No hop failed, but {count} of {len(unfinished)} unfinished check(s) could "
-                f"not run: {cause}. Fix that first; the path is not proven healthy."
-            )
-        return (
-            f"No hop failed, but {len(unfinished)} check(s) could not finish "
-            f"({', '.join(unfinished[:5])}), so the path is not proven healthy."
-        )
-    if context_fail:
-        return f"Every hop answered; context checks found problems ({', '.join(context_fail[:5])})."
-    if warned:
-        return f"Every hop answered, with {len(warned)} warning(s) ({', '.join(warned[:5])})."
-    passed = sum(1 for o in outcomes if o.status is Status.PASS)
-    plural = "check" if passed == 1 else "checks"
-    return f"Every hop on the request path answered as configured ({passed} {plural} passed)."
-
-
-def _common_cause(outcomes: Sequence[CheckOutcome]) -> tuple[str, int] | None:
-    """The one error most unfinished checks share (AWS unreachable, no credentials), if any."""
-    errors = [o.result.summary for o in outcomes if o.status is Status.ERROR]
-    if len(errors) < 3:
-        return None
-    # The same error text, the check-specific part stripped, names the shared cause.
-    causes: dict[str, int] = {}
-    for summary in errors:
-        key = summary.split(": ", 1)[-1][:160]
-        causes[key] = causes.get(key, 0) + 1
-    cause, count = max(causes.items(), key=lambda kv: kv[1])
-    return (cause, count) if count * 2 > len(errors) else None
-
-
 @dataclass
 class DiagnoseReport:
     """The result of one diagnose run; ``to_json()`` is the ``--json`` contract."""
@@ -145,6 +96,9 @@ class DiagnoseReport:
     first_failure: CheckOutcome | None
     verdict: str
     pulled_in: list[str] = field(default_factory=list)
+    # What broke, which may sit downstream of the first failing hop (bot.diagnosis.cause).
+    cause: Cause | None = None
+    dependencies: DependencyModel | None = None
 
     def outcome(self, instance_id: str) -> CheckOutcome | None:
         return next((o for o in self.outcomes if o.id == instance_id), None)
@@ -170,7 +124,10 @@ class DiagnoseReport:
                 if first
                 else None
             ),
+            "cause": self.cause.to_json() if self.cause else None,
             "verdict": self.verdict,
+            # The edges the cause was traced along, each with what revealed it.
+            "dependencies": self.dependencies.to_json() if self.dependencies else [],
         }
 
 
@@ -339,6 +296,8 @@ class Runner:
                 aws.close()
         ordered = [outcomes[i.id] for i in instances]
         first = first_failing_hop(ordered)
+        model = DependencyModel.build(self.env, ordered)
+        cause = attribute(ordered, first, model)
         return DiagnoseReport(
             env=self.env.name,
             scopes=list(scopes),
@@ -346,8 +305,10 @@ class Runner:
             duration_ms=round((loop.time() - start) * 1000),
             outcomes=ordered,
             first_failure=first,
-            verdict=build_verdict(ordered, first),
+            verdict=build_verdict(ordered, first, cause, scopes=scopes),
             pulled_in=[i.id for i in instances if i not in requested],
+            cause=cause,
+            dependencies=model,
         )
 
     def _requested(self, scopes: Sequence[str]) -> set[CheckInstance]:
@@ -423,9 +384,19 @@ class Runner:
             )
         except AwsAccessDenied as exc:
             result = CheckResult.errored(
-                str(exc),
-                hint=f"grant {exc.permission} to the bot's role (hokusai diagnose --iam-policy)",
+                f"not checked: {exc.reason}",
+                hint=f"grant {exc.permission} to the bot's role (hokusai diagnose --iam-policy); "
+                "this says nothing about whether the resource exists",
                 permission=exc.permission,
+                aws_message=exc.detail,
+            )
+        except AwsNotChecked as exc:
+            result = CheckResult.errored(
+                f"not checked: {exc.reason}",
+                hint="AWS did not answer the read; run it again, or check AWS_ENDPOINT_URL and "
+                "the network path to AWS",
+                action=exc.action,
+                aws_message=exc.detail,
             )
         except ReadOnlyViolation as exc:
             result = CheckResult.errored(str(exc), operation=f"{exc.service}:{exc.operation}")

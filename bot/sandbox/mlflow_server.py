@@ -49,6 +49,8 @@ class MlflowServer:
         host / port: where it listens; port 0 picks a free one.
         allowed_hosts: ``--allowed-hosts`` (None: MLflow's default, localhost and private IPs).
         static_prefix: ``--static-prefix``, e.g. "/api/mlflow".
+        backend_store_uri: where MLflow keeps its registry; a SQLite file in ``workdir`` if
+            None (``bot.sandbox.mlflow_database`` gives it a real PostgreSQL).
     """
 
     def __init__(
@@ -59,12 +61,14 @@ class MlflowServer:
         port: int = 0,
         allowed_hosts: list[str] | None = None,
         static_prefix: str | None = None,
+        backend_store_uri: str | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.host = host
         self.port = port or free_port(host)
         self.allowed_hosts = allowed_hosts
         self.static_prefix = static_prefix
+        self.backend_store_uri = backend_store_uri or f"sqlite:///{self.workdir / 'mlflow.db'}"
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.workdir / "mlflow-server.log"
 
@@ -80,7 +84,7 @@ class MlflowServer:
             "mlflow",
             "server",
             "--backend-store-uri",
-            f"sqlite:///{self.workdir / 'mlflow.db'}",
+            self.backend_store_uri,
             "--default-artifact-root",
             str(self.workdir / "artifacts"),
             "--host",

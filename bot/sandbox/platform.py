@@ -21,7 +21,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from bot.config import Environment
+from bot.sandbox.target_health import set_target_health
 
 ACCOUNT_CERTIFICATE = "certificate/5b9f1f9e-hokusai-registry"
 # The JSON FastAPI answers for an unknown path: what the seed's clients saw.
@@ -47,6 +47,13 @@ class Scenario:
     first_failing_layer: str | None
     classification: str | None = None
     first_failing_check: str | None = None
+    # The check that names what broke, when it sits downstream of the first failing hop.
+    cause_check: str | None = None
+
+    @property
+    def cause(self) -> str | None:
+        """The check id a diagnosis must name as the cause (None: nothing may fail)."""
+        return self.cause_check or self.first_failing_check
 
 
 @dataclass
@@ -120,6 +127,7 @@ def build_platform(
     endpoint_url: str | None = None,
     ecs: bool = True,
     runtime_scenarios: tuple[str, ...] = (),
+    upstream_variables: tuple[str, ...] = ("MLFLOW_SERVER_URL", "MLFLOW_TRACKING_URI"),
 ) -> Platform:
     """Build the seed's topology for ``env`` in moto, then apply ``scenario``.
 
@@ -132,6 +140,7 @@ def build_platform(
             may leave it out.
         runtime_scenarios: scenarios that break the running services rather than AWS (the
             sandbox's); AWS is built healthy for them, with logs that tell their story.
+        upstream_variables: where the API's task definition keeps MLflow's URL.
 
     Raises:
         KeyError: an unknown scenario (the message lists the known ones).
@@ -144,7 +153,11 @@ def build_platform(
     ecs_module = _ecs_module()
     if ecs and ecs_module is not None and env.ecs is not None:
         platform.ecs = ecs_module.build_ecs(
-            _EndpointSession(session, endpoint_url), env, platform, scenario
+            _EndpointSession(session, endpoint_url),
+            env,
+            platform,
+            scenario,
+            upstream_variables=upstream_variables,
         )
     if scenario in _BREAKS:
         _BREAKS[scenario](aws, env, platform)
@@ -188,8 +201,11 @@ def _build_healthy(aws: _Clients, env: Environment, scenario: str) -> Platform:
 
     certificate_arn = _certificate(aws, env)
     target_groups, tg_names, targets = _target_groups(aws, env, vpc_id, private)
+    internal = _internal_load_balancer(env, scenario)
     lbs = {
-        name: _load_balancer(aws, name, public, groups["alb"], certificate_arn)
+        name: _load_balancer(
+            aws, name, public, groups["alb"], certificate_arn, internal=name == internal
+        )
         for name in env.load_balancers
     }
     rules = _registry_rules(aws, env, lbs, target_groups) if lbs else {}
@@ -289,7 +305,10 @@ def _target_groups(
     aws: _Clients, env: Environment, vpc_id: str, private: list[str]
 ) -> tuple[dict[str, str], dict[str, str], dict[str, list[str]]]:
     arns, names, targets = {}, {}, {}
+    routed = {r.service for r in env.routes}
     for index, service in enumerate(env.ecs.services if env.ecs else []):
+        if service.name not in routed:
+            continue  # reached only through another service (a proxy), not a load balancer
         name = f"{service.name}-tg"[:32]
         arn = aws.elbv2.create_target_group(
             Name=name,
@@ -310,14 +329,28 @@ def _target_groups(
     return arns, names, targets
 
 
+def _internal_load_balancer(env: Environment, scenario: str) -> str | None:
+    """dns-internal with two load balancers: the one that is not the registry's is internal."""
+    if scenario != "dns-internal" or len(env.load_balancers) < 2:
+        return None
+    registry = _registry_lb_name(env.load_balancers)
+    return next(n for n in env.load_balancers if n != registry)
+
+
 def _load_balancer(
-    aws: _Clients, name: str, subnets: list[str], group: str, certificate_arn: str
+    aws: _Clients,
+    name: str,
+    subnets: list[str],
+    group: str,
+    certificate_arn: str,
+    *,
+    internal: bool = False,
 ) -> LoadBalancer:
     lb = aws.elbv2.create_load_balancer(
         Name=name,
         Subnets=subnets,
         SecurityGroups=[group],
-        Scheme="internet-facing",
+        Scheme="internal" if internal else "internet-facing",
         Type="application",
         IpAddressType="ipv4",
     )["LoadBalancers"][0]
@@ -481,9 +514,16 @@ def _shadowed_rule(aws: _Clients, env: Environment, platform: Platform) -> None:
 
 
 def _rule_missing(aws: _Clients, env: Environment, platform: Platform) -> None:
-    """The /api/2.0/mlflow/* rule is gone: the listener's fixed 404 answers those paths."""
-    route = next(r for r in env.routes if env.service(r.service).is_mlflow)
+    """The rule of the route that reaches MLflow (directly if one does) is gone: the
+    listener's fixed 404 answers those paths."""
+    route = routed_mlflow_route(env)
     aws.elbv2.delete_rule(RuleArn=platform.rules.pop(route.name))
+
+
+def routed_mlflow_route(env: Environment) -> Any:
+    """The route that sends MLflow's paths to MLflow directly, else the first proxy route."""
+    direct = [r for r in env.routes if getattr(env.service(r.service), "is_mlflow", False)]
+    return (direct or list(env.routes))[0]
 
 
 def _dns_stale(aws: _Clients, env: Environment, platform: Platform) -> None:
@@ -516,44 +556,65 @@ def _lb_missing(aws: _Clients, env: Environment, platform: Platform) -> None:
 
 
 def _unhealthy_targets(aws: _Clients, env: Environment, platform: Platform) -> None:
-    """MLflow's target fails its health check (``/health`` answers 404).
-
-    moto reports every registered IP target ``healthy`` and has no switch for it; in the same
-    process (``mock_aws`` or ``ThreadedMotoServer``) the target group's health is set on moto's
-    backend object. Against a moto in another process the targets are deregistered instead.
-    """
+    """MLflow's target fails its health check (``/health`` answers 404)."""
     mlflow = next(s.name for s in env.ecs.services if s.is_mlflow)
     arn = platform.target_groups[mlflow]
-    if not _mark_unhealthy_in_process(aws, env, arn):
+    if not set_target_health(
+        aws.sts,
+        env.region,
+        arn,
+        "unhealthy",
+        "Target.ResponseCodeMismatch",
+        "Health checks failed with these codes: [404]",
+    ):
         ips = platform.targets[mlflow]
         aws.elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": ip} for ip in ips])
 
 
-def _mark_unhealthy_in_process(aws: _Clients, env: Environment, arn: str) -> bool:
-    try:
-        from moto.elbv2.models import FakeHealthStatus, elbv2_backends
-    except ImportError:
-        return False
-    account = aws.sts.get_caller_identity()["Account"]
-    with contextlib.suppress(KeyError):
-        group = elbv2_backends[account][env.region].target_groups[arn]
+def _dns_internal(aws: _Clients, env: Environment, platform: Platform) -> None:
+    """The public name aliases an internal-scheme load balancer (the internet cannot reach
+    it). With two configured load balancers the other one was built internal; with one, an
+    unconfigured internal load balancer is made for the record to point at."""
+    internal = _internal_load_balancer(env, "dns-internal")
+    if internal is not None:
+        target = platform.load_balancers[internal]
+        _alias(aws, platform.zone_id, platform.record_name, target.dns_name, target.zone_id)
+        return
+    lb = aws.elbv2.create_load_balancer(
+        Name=f"{env.load_balancers[0]}-int"[:32],
+        Subnets=platform.private_subnet_ids,
+        SecurityGroups=[platform.security_groups["alb"]],
+        Scheme="internal",
+    )["LoadBalancers"][0]
+    _alias(aws, platform.zone_id, platform.record_name, lb["DNSName"], lb["CanonicalHostedZoneId"])
 
-        def unhealthy(target: dict[str, Any], ec2_backend: Any) -> Any:
-            registered = group.targets.get(target["Id"])
-            if registered is None:
-                return type(group).health_for(group, target, ec2_backend)
-            return FakeHealthStatus(
-                registered["Id"],
-                registered["Port"],
-                group.health_check_port,
-                "unhealthy",
-                "Target.ResponseCodeMismatch",
-                "Health checks failed with these codes: [404]",
-            )
 
-        group.health_for = unhealthy
-        return True
-    return False
+def _sg_alb_blocked(aws: _Clients, env: Environment, platform: Platform) -> None:
+    """The security group of the service the MLflow route lands on no longer admits the load
+    balancer: health checks time out (Target.Timeout), requests get the ALB's 504."""
+    service = env.service(routed_mlflow_route(env).service)
+    role = "mlflow" if service.is_mlflow else "api"
+    aws.ec2.revoke_security_group_ingress(
+        GroupId=platform.security_groups[role],
+        IpPermissions=[
+            {
+                "IpProtocol": "tcp",
+                "FromPort": service.port,
+                "ToPort": service.port,
+                "UserIdGroupPairs": [{"GroupId": platform.security_groups["alb"]}],
+            }
+        ],
+    )
+    arn = platform.target_groups.get(service.name)
+    if arn:
+        set_target_health(
+            aws.sts,
+            env.region,
+            arn,
+            "unhealthy",
+            "Target.Timeout",
+            "Request timed out",
+        )
 
 
 def _db_stopped(aws: _Clients, env: Environment, platform: Platform) -> None:
@@ -577,6 +638,8 @@ _BREAKS: dict[str, Callable[[_Clients, Environment, Platform], None]] = {
     "lb-missing": _lb_missing,
     "unhealthy-targets": _unhealthy_targets,
     "db-stopped": _db_stopped,
+    "dns-internal": _dns_internal,
+    "sg-alb-blocked": _sg_alb_blocked,
     "db-missing": _db_missing,
 }
 
@@ -592,6 +655,7 @@ SCENARIOS: dict[str, Scenario] = {
             "routing",
             "configuration",
             "routing.listener-rules[mlflow-direct]",
+            "routing.listener-rules[{mlflow_route}]",
         ),
         Scenario(
             "shadowed-rule",
@@ -599,19 +663,32 @@ SCENARIOS: dict[str, Scenario] = {
             "routing",
             "configuration",
             "routing.listener-rules[mlflow-proxy]",
+            "routing.listener-rules[{proxy_route}]",
         ),
         Scenario(
             "rule-missing",
-            "The /api/2.0/mlflow/* rule is gone; the listener's fixed 404 answers those paths.",
+            "The rule of the route that reaches MLflow is gone; the listener's fixed 404 "
+            "answers those paths.",
             "routing",
             "configuration",
             "routing.listener-rules[mlflow-direct]",
+            "routing.listener-rules[{routed_mlflow}]",
         ),
         Scenario(
             "dns-stale",
-            "registry.hokus.ai still aliases a deleted load balancer.",
+            "The public name still aliases a deleted load balancer.",
             "dns",
             "configuration",
+            "dns.route53-alias",
+            "dns.route53-alias",
+        ),
+        Scenario(
+            "dns-internal",
+            "The public name aliases an internal-scheme load balancer and resolves to private "
+            "addresses: nobody on the internet reaches it.",
+            "dns",
+            "configuration",
+            "dns.resolve",
             "dns.route53-alias",
         ),
         Scenario(
@@ -620,6 +697,7 @@ SCENARIOS: dict[str, Scenario] = {
             "edge",
             "configuration",
             "edge.load-balancer[hokusai-main-development]",
+            "edge.load-balancer[{main_lb}]",
         ),
         Scenario(
             "lb-missing",
@@ -627,6 +705,7 @@ SCENARIOS: dict[str, Scenario] = {
             "edge",
             "infrastructure",
             "edge.load-balancer[hokusai-main-development]",
+            "edge.load-balancer[{main_lb}]",
         ),
         Scenario(
             "unhealthy-targets",
@@ -634,12 +713,23 @@ SCENARIOS: dict[str, Scenario] = {
             "targets",
             "infrastructure",
             "targets.health[mlflow-direct]",
+            "targets.health[{mlflow_route}]",
+        ),
+        Scenario(
+            "sg-alb-blocked",
+            "The security group of the service the MLflow route lands on no longer admits the "
+            "load balancer: targets time out (Target.Timeout), requests get the ALB's 504.",
+            "targets",
+            "infrastructure",
+            "targets.health[mlflow-direct]",
+            "network.security-groups",
         ),
         Scenario(
             "db-stopped",
-            "The RDS instance is stopped.",
+            "The RDS instance is stopped; MLflow answers 503 TEMPORARILY_UNAVAILABLE.",
             "data",
             "infrastructure",
+            "data.rds",
             "data.rds",
         ),
         Scenario(
@@ -647,6 +737,7 @@ SCENARIOS: dict[str, Scenario] = {
             "The RDS instance hokusai.yml names does not exist.",
             "data",
             "configuration",
+            "data.rds",
             "data.rds",
         ),
     )
@@ -666,6 +757,7 @@ def all_scenarios() -> dict[str, Scenario]:
                 ecs_scenario.first_failing_layer,
                 getattr(ecs_scenario, "classification", None),
                 getattr(ecs_scenario, "first_failing_check", None),
+                getattr(ecs_scenario, "cause_check", None),
             ),
         )
     return merged

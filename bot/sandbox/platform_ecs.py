@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 
 from bot.config import EcsService, Environment
 from bot.diagnosis.alb_logs import format_line
+from bot.sandbox.target_health import set_target_health
 
 MLFLOW_IMAGE = "ghcr.io/mlflow/mlflow:v3.3.2"
 MLFLOW_PREVIOUS_IMAGE = "ghcr.io/mlflow/mlflow:v3.1.0"
@@ -45,13 +46,15 @@ STALE_DISCOVERY_SERVICE = "mlflow-server"
 
 @dataclass(frozen=True)
 class EcsScenario:
-    """A way to break the ECS side, and what a diagnosis must then say first."""
+    """A way to break the ECS side, and what a diagnosis must then say first and name as the
+    cause (``cause_check`` may name shape roles, see ``bot.sandbox.shapes``)."""
 
     name: str
     description: str
-    first_failing_layer: str
-    classification: str
-    first_failing_check: str
+    first_failing_layer: str | None
+    classification: str | None
+    first_failing_check: str | None
+    cause_check: str | None = None
 
 
 ECS_SCENARIOS: dict[str, EcsScenario] = {
@@ -64,32 +67,82 @@ ECS_SCENARIOS: dict[str, EcsScenario] = {
             "targets",
             "infrastructure",
             "targets.health[mlflow-direct]",
+            "data.backend-store",
+        ),
+        EcsScenario(
+            "crash-loop",
+            "MLflow's container is killed for memory (exit code 137) again and again: ECS "
+            "replaces each task, its targets are draining, the proxy gets refused",
+            "targets",
+            "infrastructure",
+            "targets.health[mlflow-direct]",
+            "compute.ecs-service[{mlflow_service}]",
+        ),
+        EcsScenario(
+            "db-password-rejected",
+            "The database rejects MLflow's password (rotated in one place only): MLflow keeps "
+            "running, /health answers 200, registry calls get 503 TEMPORARILY_UNAVAILABLE",
+            "data",
+            "configuration",
+            "data.backend-store",
+            "data.backend-store",
         ),
         EcsScenario(
             "bad-allowed-hosts",
-            "MLflow's --allowed-hosts leaves out the public hostname: health checks pass, "
-            "real requests get 403 Invalid Host header",
+            "MLflow's --allowed-hosts leaves out a Host header that reaches it: health checks "
+            "pass, real requests get 403 Invalid Host header",
             "compute",
             "configuration",
             "compute.task-config[hokusai-mlflow-development]",
+            "compute.task-config[{mlflow_service}]",
         ),
         EcsScenario(
             "stale-discovery",
-            "The API's MLFLOW_SERVER_URL names a Cloud Map service left from before the "
-            "migration, which has no instances",
+            "The API's MLflow URL names a Cloud Map service left from before the migration, "
+            "which has no instances",
             "compute",
             "configuration",
             "compute.task-config[hokusai-api-development]",
+            "compute.task-config[{api_service}]",
+        ),
+        EcsScenario(
+            "proxy-upstream-wrong-port",
+            "The API's MLflow URL names MLflow's Cloud Map name on the wrong port: the proxy "
+            "answers 502",
+            "compute",
+            "configuration",
+            "compute.task-config[hokusai-api-development]",
+            "compute.task-config[{api_service}]",
         ),
         EcsScenario(
             "sg-blocked",
-            "MLflow's security group no longer admits the API's on port 5000",
+            "MLflow's security group no longer admits the API's on MLflow's port",
             "network",
             "infrastructure",
             "network.security-groups",
+            "network.security-groups",
+        ),
+        EcsScenario(
+            "red-herring",
+            "Healthy, with distractions: old database errors in MLflow's logs from hours ago, "
+            "an old deployment, one unrelated recent error line in the API's logs",
+            None,
+            None,
+            None,
+        ),
+        EcsScenario(
+            "aws-access-denied",
+            "Healthy, but the bot's role lacks elasticloadbalancing:DescribeRules: the run "
+            "must say what it could not check, never that something is missing",
+            None,
+            None,
+            None,
         ),
     )
 }
+
+# Scenarios in which MLflow's tasks are not running.
+MLFLOW_DOWN = frozenset({"mlflow-down", "crash-loop"})
 
 
 @dataclass
@@ -260,6 +313,8 @@ def build_ecs(
     env: Environment,
     platform: Any = None,
     scenario: str | None = None,
+    *,
+    upstream_variables: tuple[str, ...] = ("MLFLOW_SERVER_URL", "MLFLOW_TRACKING_URI"),
 ) -> EcsPlatform:
     """Build the ECS side of ``env`` in the AWS that ``session`` talks to (moto).
 
@@ -268,6 +323,7 @@ def build_ecs(
         env: the environment from hokusai.yml (cluster, services, log groups, discovery).
         platform: the network half from ``build_platform``; missing facts are read from AWS.
         scenario: one of :data:`ECS_SCENARIOS`, any other name (healthy ECS side), or None.
+        upstream_variables: the API task definition's variables that hold MLflow's URL.
     """
     if env.ecs is None:
         raise ValueError(f"environment {env.name!r} has no ecs section")
@@ -294,14 +350,17 @@ def build_ecs(
     if scenario == "stale-discovery" and namespace:
         mlflow_port = mlflow.port if mlflow else 5000
         upstream = f"http://{STALE_DISCOVERY_SERVICE}.{namespace}:{mlflow_port}"
+    if scenario == "proxy-upstream-wrong-port" and mlflow and mlflow.discovery:
+        upstream = f"http://{mlflow.discovery}:{mlflow.port + 1}"
     built.api_upstream = upstream
+    discovery_name = mlflow.discovery.split(".", 1)[0] if mlflow and mlflow.discovery else None
 
     for service in env.ecs.services:
         family = service.name
         if service.is_mlflow:
             revisions = _mlflow_revisions(env, service, db_host, db_port, scenario)
         else:
-            revisions = _api_revisions(env, service, upstream)
+            revisions = _api_revisions(env, service, upstream, upstream_variables)
         arns = []
         for container in revisions:
             td = ecs.register_task_definition(
@@ -343,7 +402,7 @@ def build_ecs(
             )["GroupId"]
             groups[role] = gid
             network["awsvpcConfiguration"]["securityGroups"] = [gid]
-        down = scenario == "mlflow-down" and service.is_mlflow
+        down = scenario in MLFLOW_DOWN and service.is_mlflow
         desired = 1 if service.is_mlflow else 2
         built.services[service.name] = _create_service(
             ecs,
@@ -354,14 +413,17 @@ def build_ecs(
             running=0 if down else desired,
             network=network,
             target_group=facts.target_group_arn(service),
-            registry=built.discovery_services.get("mlflow") if service.is_mlflow else None,
+            registry=built.discovery_services.get(discovery_name) if service.is_mlflow else None,
         )
         if down:
-            _stopped_tasks(ecs, env, service, arns[-1], network, account, built)
-            _deregister_targets(facts.elbv2, facts.target_group_arn(service))
+            _stopped_tasks(ecs, env, service, arns[-1], network, account, scenario)
+            if scenario == "crash-loop":
+                _drain_targets(session, env, facts.target_group_arn(service))
+            else:
+                _deregister_targets(facts.elbv2, facts.target_group_arn(service))
 
     _ensure_security_group_rules(facts.ec2, env, groups, db_port, scenario)
-    _register_discovery_instances(session, built, scenario)
+    _register_discovery_instances(session, built, scenario, discovery_name)
     _write_logs(session, env, built, db_host, db_port, scenario)
     _write_access_logs(session, env, facts, built, account, scenario)
     return built
@@ -375,7 +437,11 @@ def _mlflow_revisions(
     good_hosts = [h for h in good_hosts if h]
     current_hosts = good_hosts
     if scenario == "bad-allowed-hosts":
-        current_hosts = [h for h in good_hosts if h != hostname] + ["localhost:*"]
+        # Leave out a Host header that really reaches MLflow: the public name when a route
+        # sends public traffic to it, else the proxy's upstream name.
+        direct = any(r.service == service.name for r in env.routes)
+        dropped = {hostname} if direct else {f"{service.discovery}:{service.port}"}
+        current_hosts = [h for h in good_hosts if h not in dropped] + ["localhost:*"]
     base = {
         "name": "mlflow",
         "essential": True,
@@ -406,7 +472,10 @@ def _mlflow_revisions(
 
 
 def _api_revisions(
-    env: Environment, service: EcsService, upstream: str | None
+    env: Environment,
+    service: EcsService,
+    upstream: str | None,
+    variables: tuple[str, ...] = ("MLFLOW_SERVER_URL", "MLFLOW_TRACKING_URI"),
 ) -> list[dict[str, Any]]:
     plain = {
         "ENVIRONMENT": env.name or "development",
@@ -427,9 +496,8 @@ def _api_revisions(
     }
     current_env = dict(plain)
     if upstream:
-        current_env["MLFLOW_SERVER_URL"] = upstream
-        current_env["MLFLOW_TRACKING_URI"] = upstream
-    previous_env = {**plain, "MLFLOW_SERVER_URL": "http://10.0.1.88:5000"}
+        current_env.update({name: upstream for name in variables})
+    previous_env = {**plain, variables[0]: "http://10.0.1.88:5000"}
     return [
         {**base, "image": API_PREVIOUS_IMAGE, "environment": _env(previous_env)},
         {**base, "image": API_IMAGE, "environment": _env(current_env)},
@@ -490,9 +558,16 @@ def _stopped_tasks(
     task_definition: str,
     network: dict[str, Any],
     account: str,
-    built: EcsPlatform,
+    scenario: str | None,
 ) -> None:
-    """Three tasks that started and died, as ECS leaves them after a crash loop."""
+    """Three tasks that started and died, as ECS leaves them after a crash loop: exit code 1
+    when the process gives up at start-up, 137 when it is killed for memory."""
+    killed = scenario == "crash-loop"
+    reason = (
+        "Essential container in task exited: OutOfMemoryError: Container killed due to memory usage"
+        if killed
+        else "Essential container in task exited"
+    )
     arns = []
     for _ in range(3):
         task = ecs.run_task(
@@ -506,10 +581,10 @@ def _stopped_tasks(
         ecs.stop_task(
             cluster=env.ecs.cluster,
             task=task["taskArn"],
-            reason="Essential container in task exited",
+            reason=reason,
         )
         arns.append(task["taskArn"])
-    _set_exit_code(account, env, arns, 1)
+    _set_exit_code(account, env, arns, 137 if killed else 1)
 
 
 def _set_exit_code(account: str, env: Environment, task_arns: list[str], code: int) -> None:
@@ -526,6 +601,20 @@ def _set_exit_code(account: str, env: Environment, task_arns: list[str], code: i
             if arn in tasks:
                 for container in tasks[arn].containers:
                     container.exitCode = code
+
+
+def _drain_targets(session: Any, env: Environment, target_group: str | None) -> None:
+    """A crash loop: ECS deregisters each dying task, whose target drains."""
+    if not target_group:
+        return
+    set_target_health(
+        session.client("sts"),
+        env.region,
+        target_group,
+        "draining",
+        "Target.DeregistrationInProgress",
+        "Target deregistration is in progress",
+    )
 
 
 def _deregister_targets(elbv2: Any, target_group: str | None) -> None:
@@ -558,11 +647,13 @@ def _build_discovery(session: Any, env: Environment, vpc_id: str, built: EcsPlat
     return namespace
 
 
-def _register_discovery_instances(session: Any, built: EcsPlatform, scenario: str | None) -> None:
+def _register_discovery_instances(
+    session: Any, built: EcsPlatform, scenario: str | None, mlflow_name: str | None
+) -> None:
     """Running tasks register themselves; a crashed MLflow leaves its service empty."""
     sd = session.client("servicediscovery")
     for name, arn in built.discovery_services.items():
-        if name == STALE_DISCOVERY_SERVICE or (scenario == "mlflow-down" and name == "mlflow"):
+        if name == STALE_DISCOVERY_SERVICE or (scenario in MLFLOW_DOWN and name == mlflow_name):
             continue
         sd.register_instance(
             ServiceId=arn.rsplit("/", 1)[-1],
@@ -664,6 +755,54 @@ def _mlflow_lines(
     return lines
 
 
+def _mlflow_incident_lines(
+    now: float, db_host: str, db_port: int, scenario: str | None
+) -> list[tuple[float, str]]:
+    """What a running MLflow logs while its scenario happens (appended to its newest stream).
+
+    A stopped or password-rejecting database: SQLAlchemy's OperationalError on every registry
+    call (MLflow answers them 503). A crash loop: the kernel's OOM kill. red-herring: a
+    database error from hours ago, outside any window a diagnosis reads.
+    """
+    stamp = "%Y/%m/%d %H:%M:%S"
+    at = f'connection to server at "{db_host}" (10.0.2.15), port {db_port} failed'
+    reasons = {
+        "db-stopped": f"{at}: Connection refused\n\tIs the server running on that host and "
+        "accepting TCP/IP connections?",
+        "db-password-rejected": f'{at}: FATAL:  password authentication failed for user "mlflow"',
+    }
+    if scenario in reasons:
+        return [
+            (
+                now - 120 + i * 20,
+                f"{_stamp(now - 120 + i * 20, stamp)} ERROR mlflow.store.db.utils: SQLAlchemy "
+                "database error. The following exception is caught.\n(psycopg2.OperationalError) "
+                f"{reasons[scenario]}\n(Background on this error at: https://sqlalche.me/e/20/e3q8)",
+            )
+            for i in range(5)
+        ]
+    if scenario == "crash-loop":
+        g = "[%Y-%m-%d %H:%M:%S +0000]"
+        return [
+            (
+                now - 90,
+                f"{_stamp(now - 90, g)} [1] [ERROR] Worker (pid:27) was sent SIGKILL! "
+                "Perhaps out of memory?",
+            ),
+            (now - 89, f"{_stamp(now - 89, g)} [1] [INFO] Shutting down: Master"),
+        ]
+    if scenario == "red-herring":
+        old = now - 3 * 3600
+        return [
+            (
+                old,
+                f"{_stamp(old, stamp)} ERROR mlflow.store.db.utils: SQLAlchemy database error. "
+                f"(psycopg2.OperationalError) {at}: the database system is shutting down",
+            )
+        ]
+    return []
+
+
 def _api_lines(
     start: float, api_key: str, upstream_404: bool, upstream_host: str, key_refused: bool = False
 ) -> list[tuple[float, str]]:
@@ -737,13 +876,15 @@ def _write_logs(
         container = "mlflow" if service.is_mlflow else "api"
         failing = scenario == "mlflow-down" and service.is_mlflow
         # Several task streams, oldest first: a crash loop leaves one stream per attempt.
-        attempts = 4 if failing else 2
+        attempts = 4 if failing or (scenario == "crash-loop" and service.is_mlflow) else 2
         for n in range(attempts):
             start = now - 50 * 60 + n * 10 * 60
             stream = f"ecs/{container}/{_task_id()}"
             logs.create_log_stream(logGroupName=group, logStreamName=stream)
             if service.is_mlflow:
                 lines = _mlflow_lines(start, db_host, db_port, password, failing)
+                if n == attempts - 1:
+                    lines += _mlflow_incident_lines(now, db_host, db_port, scenario)
             else:
                 lines = _api_lines(
                     start,
@@ -752,10 +893,18 @@ def _write_logs(
                     upstream_host=upstream_host,
                     key_refused=scenario == "auth-header",
                 )
+                if n == attempts - 1 and scenario == "red-herring":
+                    lines.append(
+                        (
+                            now - 7 * 60,
+                            "ERROR:    api.billing: webhook signature check failed for event "
+                            "evt_3Q8xk2 from 203.0.113.7 (ignored)",
+                        )
+                    )
             logs.put_log_events(
                 logGroupName=group,
                 logStreamName=stream,
-                logEvents=[{"timestamp": _ms(ts), "message": msg} for ts, msg in lines],
+                logEvents=[{"timestamp": _ms(ts), "message": msg} for ts, msg in sorted(lines)],
             )
 
 
@@ -844,8 +993,14 @@ def _write_access_logs(
     if lb is None:
         return
     s3 = session.client("s3")
+    # Outside us-east-1 S3 wants the region named (as real S3 does).
+    where = (
+        {}
+        if env.region == "us-east-1"
+        else {"CreateBucketConfiguration": {"LocationConstraint": env.region}}
+    )
     with contextlib.suppress(ClientError):
-        s3.create_bucket(Bucket=ACCESS_LOG_BUCKET)
+        s3.create_bucket(Bucket=ACCESS_LOG_BUCKET, **where)
     prefix = lb["LoadBalancerName"]
     facts.elbv2.modify_load_balancer_attributes(
         LoadBalancerArn=lb["LoadBalancerArn"],

@@ -16,6 +16,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -37,7 +38,9 @@ HOP_BY_HOP = frozenset(
         "content-length",
     }
 )
-AUTH_WAYS = ("bearer", "x-api-key", "query")
+AUTH_WAYS = ("bearer", "token", "x-api-key", "query")
+# What the service names in WWW-Authenticate when it refuses a request, by the way it reads keys.
+_CHALLENGES = {"bearer": "Bearer", "token": "Token"}
 
 
 class BackgroundServer:
@@ -121,10 +124,13 @@ class ApiService(BackgroundServer):
 
     Args:
         api_keys: keys it accepts.
-        accept_auth: the ways it reads a key: "bearer", "x-api-key", "query" (one or several).
+        accept_auth: the ways it reads a key: "bearer", "token" (``Authorization: Token``),
+            "x-api-key", "query" (one or several).
         require_auth: False turns authentication off, the bypass the seed warns about.
-        mlflow_url: where ``/api/mlflow/*`` goes; None: the proxy is not configured (404).
+        mlflow_url: where ``{proxy_prefix}/*`` goes; None: the proxy is not configured (404).
+            An upstream that refuses the connection gets 502, one that does not answer 504.
         upstream_timeout: seconds it waits for MLflow.
+        proxy_prefix: the path it proxies to MLflow, stripped on the way.
 
     ``not_found_detail`` is the ``detail`` of its 404 answers (FastAPI's "Not Found"); tests
     put hostile text there to see what the bot makes of an error body.
@@ -140,10 +146,12 @@ class ApiService(BackgroundServer):
         require_auth: bool = True,
         mlflow_url: str | None = None,
         upstream_timeout: float = 10.0,
+        proxy_prefix: str = "/api/mlflow",
         host: str = LOOPBACK,
         port: int = 0,
     ) -> None:
         super().__init__(host=host, port=port)
+        self.proxy_prefix = "/" + proxy_prefix.strip("/")
         self.api_keys = set(api_keys)
         ways = (accept_auth,) if isinstance(accept_auth, str) else tuple(accept_auth)
         unknown = set(ways) - set(AUTH_WAYS)
@@ -159,7 +167,7 @@ class ApiService(BackgroundServer):
     def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._record])
         app.router.add_get("/health", self._health)
-        app.router.add_route("*", "/api/mlflow/{tail:.*}", self._mlflow_proxy)
+        app.router.add_route("*", self.proxy_prefix + "/{tail:.*}", self._mlflow_proxy)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
         app.on_response_prepare.append(_server_header("uvicorn"))
         return app
@@ -179,9 +187,9 @@ class ApiService(BackgroundServer):
     def presented_key(self, request: web.Request) -> str | None:
         """The key in the first accepted place that holds one."""
         for way in self.accept_auth:
-            if way == "bearer":
+            if way in _CHALLENGES:
                 scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-                if scheme.lower() == "bearer" and value.strip():
+                if scheme.lower() == way and value.strip():
                     return value.strip()
             elif way == "x-api-key" and request.headers.get("X-API-Key"):
                 return request.headers["X-API-Key"].strip()
@@ -192,10 +200,11 @@ class ApiService(BackgroundServer):
     async def _mlflow_proxy(self, request: web.Request) -> web.Response:
         if self.require_auth:
             key = self.presented_key(request)
+            challenge = self._challenge()
             if key is None:
-                return fastapi_error(401, "API key required")
+                return fastapi_error(401, "API key required", challenge)
             if key not in self.api_keys:
-                return fastapi_error(401, "Invalid API key")
+                return fastapi_error(401, "Invalid API key", challenge)
         if not self.mlflow_url:
             return fastapi_error(404, self.not_found_detail)
         assert self.session is not None
@@ -225,8 +234,69 @@ class ApiService(BackgroundServer):
                         k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP
                     },
                 )
-        except (aiohttp.ClientError, TimeoutError):
+        except TimeoutError:
+            return fastapi_error(504, "MLflow upstream timed out")
+        except aiohttp.ClientError:
             return fastapi_error(502, "MLflow upstream unavailable")
+
+    def _challenge(self) -> dict[str, str] | None:
+        """``WWW-Authenticate`` naming the scheme it reads, as FastAPI's security classes do."""
+        scheme = next((_CHALLENGES[w] for w in self.accept_auth if w in _CHALLENGES), None)
+        return {"WWW-Authenticate": scheme} if scheme else None
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: connecting to it is refused at once."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port = sock.getsockname()[1]
+    return f"http://{LOOPBACK}:{port}"
+
+
+class Blackhole:
+    """A loopback port that accepts connections and never answers: what a peer sees when a
+    security group drops its packets (its request times out), without leaving 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> Blackhole:
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind((LOOPBACK, 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.1)
+        self.port = self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._accept, name="blackhole", daemon=True)
+        self._thread.start()
+        return self
+
+    def _accept(self) -> None:
+        assert self._sock is not None
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(conn)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        for conn in self._held:
+            conn.close()
+        if self._sock is not None:
+            self._sock.close()
 
 
 def _server_header(value: str) -> Any:

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import httpx
@@ -34,26 +35,43 @@ import yaml
 from bot.config import Environment, HokusaiConfig, parse_config
 from bot.diagnosis.checks.routing import ListenerRule, Probe, evaluate, sort_rules
 from bot.sandbox import controls, fakes
+from bot.sandbox.aws_gateway import AwsGateway
 from bot.sandbox.dns_server import DnsServer
 from bot.sandbox.environ import EnvironPatch
+from bot.sandbox.mlflow_database import DATABASE_SCENARIOS, DatabaseBackedMlflow, postgres_available
 from bot.sandbox.mlflow_server import MlflowServer
-from bot.sandbox.platform import Platform, all_scenarios, build_platform
+from bot.sandbox.platform import Platform, Scenario, all_scenarios, build_platform
 from bot.sandbox.proxy import FixedResponse, LoadBalancerProxy, ProxyRule
-from bot.sandbox.upstreams import ApiService
+from bot.sandbox.shapes import SHAPES, Shape
+from bot.sandbox.upstreams import ApiService, Blackhole, closed_port_url
 
 REPO = Path(__file__).resolve().parent.parent.parent
 PUBLIC_HOSTNAME = "registry.hokus.ai"
 REGION = "us-east-1"
 # The edge re-reads moto's rules at most this often: a changed rule takes effect within it.
 RULES_TTL = 0.5
+# How long the edge and the API wait for an upstream that a security group silently drops.
+# (An ALB's connect timeout is 10 s; shorter here so runs stay quick.)
+EDGE_UPSTREAM_TIMEOUT = 3.0
+API_UPSTREAM_TIMEOUT = 2.0
+# aws-access-denied: the read the bot's role is not given.
+DENIED_ACTION = "elasticloadbalancing:DescribeRules"
 
 
 @dataclass(frozen=True)
 class Runtime:
-    """How a scenario changes the running stand-ins (the AWS side is ``build_platform``'s)."""
+    """How a scenario changes the running stand-ins (the AWS side is ``build_platform``'s).
 
-    accept_auth: str = "bearer"
-    mlflow_reachable_from_api: bool = True
+    ``api_upstream``: where the API's proxy really reaches MLflow — ``mlflow`` (it works),
+    ``closed`` (nothing listens: connection refused, the proxy answers 502) or ``blackhole``
+    (a security group drops the packets: the proxy times out). ``edge_to_routed``: the same
+    for the load balancer's connection to the service the MLflow route lands on.
+    """
+
+    accept_auth: str | None = None  # None: the shape's way
+    api_upstream: str = "mlflow"
+    edge_to_routed: str = "open"
+    api_upstream_timeout: float = 10.0
     allowed_hosts_include_public: bool = True
     # A task of the API service left registered in MLflow's target group: every other
     # request to MLflow's paths reaches FastAPI, which answers 404.
@@ -64,54 +82,86 @@ RUNTIMES: dict[str, Runtime] = {
     # The proxy reads the key from X-API-Key only: a valid key sent the documented way
     # (Authorization: Bearer) gets "API key required".
     "auth-header": Runtime(accept_auth="x-api-key"),
-    "mlflow-down": Runtime(mlflow_reachable_from_api=False),
+    # A gateway that takes the key only as "Authorization: Token ..." and says so.
+    "auth-scheme": Runtime(accept_auth="token"),
+    "mlflow-down": Runtime(api_upstream="closed"),
+    "crash-loop": Runtime(api_upstream="closed"),
     "bad-allowed-hosts": Runtime(allowed_hosts_include_public=False),
-    "stale-discovery": Runtime(mlflow_reachable_from_api=False),
+    "stale-discovery": Runtime(api_upstream="closed"),
+    "proxy-upstream-wrong-port": Runtime(api_upstream="closed"),
+    "sg-blocked": Runtime(api_upstream="blackhole", api_upstream_timeout=API_UPSTREAM_TIMEOUT),
+    "sg-alb-blocked": Runtime(edge_to_routed="blackhole"),
     "intermittent": Runtime(stale_mlflow_target=True),
 }
 
-# Scenarios only the sandbox knows (no AWS change): name -> (description, layer, class, check).
-SANDBOX_SCENARIOS: dict[str, tuple[str, str, str, str]] = {
-    "intermittent": (
-        "One of MLflow's two targets is a stale API task: the load balancer's round robin "
-        'sends every other request for /api/2.0/mlflow/* there, and it answers 404 {"detail":'
-        '"Not Found"}. A single diagnose can pass by luck.',
-        "app",
-        "configuration",
-        "app.route-probe[mlflow-direct]",
-    ),
-    "auth-header": (
-        "The API service reads the key from X-API-Key only: a valid key sent as "
-        "Authorization: Bearer, as documented, gets 'API key required'.",
-        "auth",
-        "configuration",
-        "auth.api-key[mlflow-proxy]",
-    ),
+# Scenarios only the sandbox knows (no AWS change; the running stand-ins break).
+SANDBOX_SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "intermittent",
+            "One of MLflow's two targets is a stale API task: the load balancer's round robin "
+            "sends every other request for /api/2.0/mlflow/* there, and it answers 404 "
+            '{"detail":"Not Found"}. A single diagnose can pass by luck.',
+            "app",
+            "configuration",
+            "app.route-probe[mlflow-direct]",
+            "app.route-probe[{mlflow_route}]",
+        ),
+        Scenario(
+            "auth-header",
+            "The API service reads the key from X-API-Key only: a valid key sent as "
+            "Authorization: Bearer, as documented, gets 'API key required'.",
+            "auth",
+            "configuration",
+            "auth.api-key[mlflow-proxy]",
+            "auth.api-key[{proxy_route}]",
+        ),
+        Scenario(
+            "auth-scheme",
+            "The API gateway takes the key only as 'Authorization: Token ...' and answers "
+            "401 with WWW-Authenticate: Token otherwise.",
+            "auth",
+            "configuration",
+            "auth.api-key[mlflow-proxy]",
+            "auth.api-key[{proxy_route}]",
+        ),
+    )
 }
 
 
+def scenarios() -> dict[str, Scenario]:
+    """Every scenario by name: the platform's, then the sandbox's own."""
+    return {**all_scenarios(), **SANDBOX_SCENARIOS}
+
+
 def scenario_names() -> list[str]:
-    return [*all_scenarios(), *SANDBOX_SCENARIOS]
+    return list(scenarios())
 
 
 def expected_first_failure(scenario: str) -> tuple[str | None, str | None]:
     """(layer, classification) a diagnosis must name first in ``scenario``."""
-    if scenario in SANDBOX_SCENARIOS:
-        _, layer, classification, _ = SANDBOX_SCENARIOS[scenario]
-        return layer, classification
-    known = all_scenarios()[scenario]
+    known = scenarios()[scenario]
     return known.first_failing_layer, known.classification
 
 
+def expected_cause(scenario: str, shape: str = "hokusai") -> str | None:
+    """The check id a diagnosis must name as the cause in ``scenario`` (None: no failure)."""
+    return SHAPES[shape].fill(scenarios()[scenario].cause)
+
+
+def shape_scenarios(shape: str) -> list[str]:
+    """The scenarios that make sense on ``shape``."""
+    return [name for name in SHAPES[shape].scenarios if name in scenarios()]
+
+
 def describe(scenario: str) -> str:
-    if scenario in SANDBOX_SCENARIOS:
-        return SANDBOX_SCENARIOS[scenario][0]
-    return all_scenarios()[scenario].description
+    return scenarios()[scenario].description
 
 
-def environment_template() -> dict[str, Any]:
-    """The development environment of the repository's hokusai.yml, as data."""
-    return yaml.safe_load((REPO / "hokusai.yml").read_text())
+def environment_template(shape: str = "hokusai") -> dict[str, Any]:
+    """The hokusai.yml of ``shape`` (the repository's own by default), as data."""
+    return SHAPES[shape].config_data()
 
 
 class MotoServer:
@@ -139,12 +189,17 @@ class MotoServer:
 
 
 class EdgeRouter:
-    """Routes a request the way the registry load balancer's listener rules say, read from
-    moto; a target group with no healthy target gets the ELB's own 503."""
+    """Routes a request the way the serving load balancer's listener rules say, read from
+    moto. Like an ALB: a target group with no registered target (or only draining ones)
+    gets the ELB's own 503; one whose targets are all unhealthy *fails open* and still gets
+    the traffic."""
 
-    def __init__(self, session: boto3.Session, endpoint: str, platform: Platform) -> None:
+    def __init__(
+        self, session: boto3.Session, endpoint: str, platform: Platform, hostname: str
+    ) -> None:
         self._elbv2 = session.client("elbv2", endpoint_url=endpoint)
         self._platform = platform
+        self._hostname = hostname
         self.upstreams: dict[str, str] = {}  # ECS service name -> URL
         # Registered target -> URL, for a target that is not its service (a stale task).
         self.target_upstreams: dict[str, str] = {}
@@ -167,23 +222,28 @@ class EdgeRouter:
                     rules = sort_rules([ListenerRule.from_api(r) for r in raw])
                 except self._elbv2.exceptions.ListenerNotFoundException:
                     rules = []
-            healthy: dict[str, list[str]] = {}
-            for arn in self._service_by_tg:
-                try:
-                    states = self._elbv2.describe_target_health(TargetGroupArn=arn)
-                    healthy[arn] = [
-                        d["Target"]["Id"]
-                        for d in states["TargetHealthDescriptions"]
-                        if d["TargetHealth"]["State"] == "healthy"
-                    ]
-                except Exception:
-                    healthy[arn] = []
-            self._cached = (now, rules, healthy)
-            return rules, healthy
+            eligible = {arn: self._eligible_targets(arn) for arn in self._service_by_tg}
+            self._cached = (now, rules, eligible)
+            return rules, eligible
+
+    def _eligible_targets(self, arn: str) -> list[str]:
+        """The targets that get traffic: the healthy ones; when none is healthy, every one
+        not draining (an ALB fails open)."""
+        try:
+            states = self._elbv2.describe_target_health(TargetGroupArn=arn)
+        except Exception:
+            return []
+        found = states["TargetHealthDescriptions"]
+        healthy = [d["Target"]["Id"] for d in found if d["TargetHealth"]["State"] == "healthy"]
+        return healthy or [
+            d["Target"]["Id"]
+            for d in found
+            if d["TargetHealth"]["State"] not in ("draining", "unused")
+        ]
 
     def __call__(self, method: str, path: str) -> ProxyRule | None:
-        rules, healthy = self._rules()
-        rule = evaluate(rules, Probe(host=PUBLIC_HOSTNAME, path=path, method=method))
+        rules, eligible = self._rules()
+        rule = evaluate(rules, Probe(host=self._hostname, path=path, method=method))
         if rule is None:
             return None
         action = rule.action
@@ -200,10 +260,10 @@ class EdgeRouter:
             )
         for forward in rule.forwards:
             service = self._service_by_tg.get(forward.target_group_arn)
-            if not healthy.get(forward.target_group_arn):
+            if not eligible.get(forward.target_group_arn):
                 return ProxyRule(path, fixed=_ELB_503, name=rule.label)
             if service and service in self.upstreams:
-                targets = healthy[forward.target_group_arn]
+                targets = eligible[forward.target_group_arn]
                 with self._lock:
                     self._turn += 1
                     target = targets[self._turn % len(targets)]
@@ -228,8 +288,13 @@ class Sandbox:
 
     Args:
         scenario: a name from :func:`scenario_names`.
+        shape: ``hokusai`` (the repository's hokusai.yml) or ``compact`` (see
+            ``bot.sandbox.shapes``).
         mlflow: a running MLflow server to share (tests start one per session); one is started
             otherwise.
+        database_mlflow: a running MLflow on a real PostgreSQL to share, for the scenarios
+            that break the database (``DATABASE_SCENARIOS``); one is started for them
+            otherwise, when PostgreSQL is installed. It is restored on ``stop()``.
         workdir: where the MLflow store, hokusai.yml and the bot's database go.
     """
 
@@ -237,27 +302,46 @@ class Sandbox:
         self,
         scenario: str = "seed-outage",
         *,
+        shape: str = "hokusai",
         mlflow: MlflowServer | None = None,
+        database_mlflow: DatabaseBackedMlflow | None = None,
         workdir: str | Path | None = None,
     ) -> None:
         if scenario not in scenario_names():
             raise KeyError(f"unknown scenario {scenario!r}; known: {', '.join(scenario_names())}")
+        if shape not in SHAPES:
+            raise KeyError(f"unknown shape {shape!r}; known: {', '.join(SHAPES)}")
         self.scenario = scenario
+        self.shape: Shape = SHAPES[shape]
         self.runtime = RUNTIMES.get(scenario, Runtime())
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="hokusai-sandbox-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._shared_mlflow = mlflow
         self.mlflow: MlflowServer | None = mlflow
+        self._shared_database_mlflow = database_mlflow
+        self.database_mlflow: DatabaseBackedMlflow | None = None
+        if scenario in DATABASE_SCENARIOS:
+            self.database_mlflow = database_mlflow
         self.api_key = fakes.hokusai_key()
         self.moto: MotoServer | None = None
         self.dns: DnsServer | None = None
         self.api: ApiService | None = None
         self.edge: LoadBalancerProxy | None = None
+        self.blackhole: Blackhole | None = None
+        self.aws_gateway: AwsGateway | None = None
         self.platform: Platform | None = None
         self.config: HokusaiConfig | None = None
         self._environ = EnvironPatch()
         self._holds_lock = False
+
+    @staticmethod
+    def mlflow_hosts(*, include_public: bool = True) -> list[str]:
+        """The ``--allowed-hosts`` a sandbox MLflow server gets (a shared one: every shape's)."""
+        hosts = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*"]
+        if include_public:
+            hosts = [PUBLIC_HOSTNAME, *hosts]
+        return hosts
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -275,43 +359,68 @@ class Sandbox:
         return self
 
     def _start(self) -> None:
+        if (
+            self.scenario in DATABASE_SCENARIOS
+            and self.database_mlflow is None
+            and postgres_available()
+        ):
+            self.database_mlflow = DatabaseBackedMlflow(
+                self.workdir / "mlflow-pg", allowed_hosts=self.mlflow_hosts()
+            ).start()
+        if self.database_mlflow is not None:
+            # The scenario breaks MLflow's database: MLflow must really use one.
+            self.mlflow = self.database_mlflow.mlflow
         if self.mlflow is None:
-            hosts = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*"]
-            if self.runtime.allowed_hosts_include_public:
-                hosts.insert(0, PUBLIC_HOSTNAME)
+            hosts = self.mlflow_hosts(include_public=self.runtime.allowed_hosts_include_public)
             self.mlflow = MlflowServer(self.workdir / "mlflow", allowed_hosts=hosts)
             (self.workdir / "mlflow").mkdir(parents=True, exist_ok=True)
             self.mlflow.start()
             self.mlflow.seed()
         self.moto = MotoServer().start()
-        self._point_aws_at(self.moto.url)
+        self.blackhole = Blackhole().start()
+        self.edge = LoadBalancerProxy(upstream_timeout=EDGE_UPSTREAM_TIMEOUT).start()
+        self.dns = DnsServer({}).start()
+        self.config = self._build_config()
+        env = self.env
+        self._point_aws_at(self.moto.url, env.region)
         self.api = ApiService(
             api_keys=[self.api_key],
-            accept_auth=self.runtime.accept_auth,
-            mlflow_url=self.mlflow.url if self.runtime.mlflow_reachable_from_api else None,
+            accept_auth=self.runtime.accept_auth or self.shape.accept_auth,
+            mlflow_url=self._api_upstream_url(),
+            proxy_prefix=self.shape.proxy_prefix,
+            upstream_timeout=self.runtime.api_upstream_timeout,
         ).start()
-        self.dns = DnsServer({PUBLIC_HOSTNAME: ["127.0.0.1"]}).start()
-        self.edge = LoadBalancerProxy().start()
+        self.dns.set(env.public.hostname, self._public_addresses())
         # The load balancer keeps the client's Host; clients reach the edge by its loopback
         # address, so it presents the public name upstream as real traffic would.
-        self.edge.rewrite_host(PUBLIC_HOSTNAME)
-        self.config = self._build_config()
-        session = boto3.Session(region_name=REGION)
+        self.edge.rewrite_host(env.public.hostname)
+        session = boto3.Session(region_name=env.region)
         self.platform = build_platform(
             session,
-            self.env,
+            env,
             scenario=self.scenario,
             runtime_scenarios=tuple(SANDBOX_SCENARIOS),
             endpoint_url=self.moto.url,
+            upstream_variables=self.shape.upstream_variables,
         )
-        router = EdgeRouter(session, self.moto.url, self.platform)
-        for service in self.env.ecs.services if self.env.ecs else []:
+        if self.scenario == "aws-access-denied":
+            self._restrict_bot_access()
+        router = EdgeRouter(session, self.moto.url, self.platform, env.public.hostname)
+        for service in env.ecs.services if env.ecs else []:
             router.upstreams[service.name] = self.mlflow.url if service.is_mlflow else self.api.url
         if self.runtime.stale_mlflow_target:
             self._register_stale_target(router)
+        routed = self._routed_service()
+        if self.runtime.edge_to_routed == "blackhole" and routed:
+            router.upstreams[routed] = self.blackhole.url
         self.edge.router = router
+        if self.database_mlflow is not None:
+            self.database_mlflow.break_database(self.scenario)
         (self.workdir / "hokusai.yml").write_text(
-            yaml.safe_dump(self.config.model_dump(mode="json", exclude_none=True), sort_keys=False)
+            yaml.safe_dump(
+                self.config.model_dump(mode="json", exclude_unset=True, by_alias=True),
+                sort_keys=False,
+            )
         )
 
     def _register_stale_target(self, router: EdgeRouter) -> None:
@@ -327,13 +436,40 @@ class Sandbox:
         """Put the scenario's breakage back after a fix; says what was done."""
         return controls.break_again(self)
 
-    def _point_aws_at(self, url: str) -> None:
+    def _restrict_bot_access(self) -> None:
+        """aws-access-denied: the bot reaches AWS through a gateway that answers
+        AccessDenied for :data:`DENIED_ACTION`, as AWS does for a role without it; the
+        sandbox's own parts keep talking to moto directly."""
+        assert self.moto is not None
+        self.aws_gateway = AwsGateway(self.moto.url, deny={DENIED_ACTION}).start()
+        self._environ.set(AWS_ENDPOINT_URL=self.aws_gateway.url)
+
+    def _api_upstream_url(self) -> str:
+        assert self.mlflow is not None and self.blackhole is not None
+        if self.runtime.api_upstream == "closed":
+            return closed_port_url()
+        if self.runtime.api_upstream == "blackhole":
+            return self.blackhole.url
+        return self.mlflow.url
+
+    def _routed_service(self) -> str | None:
+        route = self.shape.roles.get("routed_mlflow")
+        found = next((r for r in self.env.routes if r.name == route), None)
+        return found.service if found else None
+
+    def _public_addresses(self) -> list[str]:
+        if self.scenario == "dns-internal":
+            # The record aliases an internal load balancer: its addresses are private.
+            return ["10.0.0.41", "10.0.1.77"]
+        return list(self.shape.public_addresses)
+
+    def _point_aws_at(self, url: str, region: str) -> None:
         values = {
             "AWS_ENDPOINT_URL": url,
             "AWS_ACCESS_KEY_ID": "sandbox",
             "AWS_SECRET_ACCESS_KEY": "sandbox",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
             "HOKUSAI_API_KEY": self.api_key,
         }
         self._environ.set(**values)
@@ -341,13 +477,14 @@ class Sandbox:
 
     def _build_config(self) -> HokusaiConfig:
         assert self.edge and self.dns
-        data = environment_template()
+        data = environment_template(self.shape.name)
         env = data["environments"][data["default_env"]]
+        tracking_path = urlsplit(env["mlflow"]["tracking_uri"]).path
         env["public"]["base_url"] = self.edge.url
         # Clients reach the edge on a loopback port; the load balancer sees its HTTPS listener.
         env["public"]["listener_port"] = 443
         env["dns"] = {"nameservers": [self.dns.address]}
-        env["mlflow"] = {"tracking_uri": self.edge.url + "/api/mlflow"}
+        env["mlflow"] = {"tracking_uri": self.edge.url + tracking_path}
         data["environments"] = {data["default_env"]: env}
         return parse_config(data, source="sandbox hokusai.yml")
 
@@ -363,20 +500,28 @@ class Sandbox:
     def planted_secrets(self) -> list[str]:
         """Every secret the sandbox put where the bot will read it (logs, task definitions)."""
         planted = [self.api_key]
+        if self.database_mlflow is not None:
+            planted += self.database_mlflow.secrets()
         if self.platform is not None and self.platform.ecs is not None:
             planted += list(self.platform.ecs.planted_secrets.values())
         return planted
 
     def stop(self) -> None:
-        for part in (self.edge, self.api, self.dns):
+        for part in (self.edge, self.api, self.dns, self.blackhole, self.aws_gateway):
             if part is not None:
                 part.stop()
         if self.moto is not None:
             self.moto.stop()
+        if self.database_mlflow is not None:
+            if self.database_mlflow is self._shared_database_mlflow:
+                self.database_mlflow.restore()
+            else:
+                self.database_mlflow.stop()
+            self.mlflow = self._shared_mlflow
         if self.mlflow is not None and self.mlflow is not self._shared_mlflow:
             self.mlflow.stop()
         self._environ.restore()
-        self.edge = self.api = self.dns = self.moto = None
+        self.edge = self.api = self.dns = self.moto = self.blackhole = self.aws_gateway = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
         if self._holds_lock:

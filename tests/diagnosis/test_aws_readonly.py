@@ -267,7 +267,7 @@ async def test_every_aws_call_a_check_makes_is_declared_in_its_reads(fake_creden
     from bot.sandbox.platform import build_platform
 
     env = load_config("hokusai.yml").environment()
-    dns_server = DnsServer({env.public.hostname: ["127.0.0.1"]}).start()
+    dns_server = DnsServer({env.public.hostname: ["52.44.61.20"]}).start()
     # No lookups leave the machine: a loopback resolver, and no MlflowClient round trip
     # (it uses requests, not the runner's HTTP client).
     env = env.model_copy(

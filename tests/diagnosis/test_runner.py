@@ -277,7 +277,9 @@ async def test_report_json_contract_and_verdict(env):
         "duration_ms",
         "checks",
         "first_failure",
+        "cause",
         "verdict",
+        "dependencies",
     ]
     assert data["env"] == "development"
     assert data["started_at"].endswith("Z")
@@ -298,10 +300,27 @@ async def test_report_json_contract_and_verdict(env):
         "classification": "configuration",
         "summary": "/api/mlflow/* is sent to hokusai-mlflow-development-tg by rule 10",
     }
+    # Nothing explains the rule: it is its own cause, read straight from the listener.
+    assert data["cause"] == {
+        "id": "routing.listener-rules",
+        "layer": "routing",
+        "classification": "configuration",
+        "summary": "/api/mlflow/* is sent to hokusai-mlflow-development-tg by rule 10",
+        "explains": [],
+        "confidence": "confirmed",
+        "observations": [],
+    }
     assert data["verdict"] == (
         "The request path first breaks at Listener rules: /api/mlflow/* is sent to "
         "hokusai-mlflow-development-tg by rule 10 — a configuration problem."
     )
+    # The dependency model: the public name reaches each route's service.
+    assert {
+        "from": "public",
+        "to": "hokusai-api-development",
+        "kind": "route",
+        "via": "route mlflow-proxy (/api/mlflow/*)",
+    } in data["dependencies"]
 
 
 async def test_on_outcome_is_called_as_each_finishes(env):
@@ -354,7 +373,14 @@ async def test_access_denied_becomes_an_error_naming_the_permission(env):
     ).run()
     outcome = report.outcome("routing.r")
     assert outcome.status is Status.ERROR
-    assert "missing permission elasticloadbalancing:DescribeRules" in outcome.result.summary
+    # A permission gap is a finding about the bot's access, never a missing resource.
+    assert (
+        outcome.result.summary == "not checked: AccessDenied on elasticloadbalancing:DescribeRules"
+    )
+    assert report.verdict == (
+        "No hop failed, but not everything was checked — AccessDenied on "
+        "elasticloadbalancing:DescribeRules (routing.r); the path is not proven healthy."
+    )
     assert "elasticloadbalancing:DescribeRules" in outcome.result.hint
 
 
@@ -389,7 +415,7 @@ async def test_all_hops_over_the_sandbox_healthy_and_seed_outage(scenario, monke
     def offline(request):
         raise httpx.ConnectError("offline", request=request)
 
-    with DnsServer({seed.public.hostname: ["127.0.0.1"]}) as dns_server, mock_aws():
+    with DnsServer({seed.public.hostname: ["52.44.61.20"]}) as dns_server, mock_aws():
         env = seed.model_copy(update={"dns": DnsSettings(nameservers=[dns_server.address])})
         build_platform(boto3.Session(region_name=env.region), env, scenario=scenario.name)
         aws = AwsCaller(read_only_session(env.region))

@@ -18,7 +18,7 @@ from bot.diagnosis.checks.base import HOP_TITLES
 from bot.diagnosis.render import terminal_report
 from bot.diagnosis.runner import Runner
 from bot.sandbox.conversation import Conversation
-from bot.sandbox.world import Sandbox, expected_first_failure
+from bot.sandbox.world import Sandbox, expected_cause, expected_first_failure
 
 SCENARIOS = ["healthy", "seed-outage", "mlflow-down", "auth-header", "dns-stale", "shadowed-rule"]
 
@@ -59,9 +59,16 @@ def test_scenario_names_its_first_failing_hop_without_leaking(scenario, shared_m
             assert f"First failing hop: *{HOP_TITLES[layer]}* ({classification})" in shown
             assert run.first_failure_layer == layer
             assert run.classification == classification
-        # The CLI's view of the same platform agrees.
+        # The CLI's view of the same platform agrees, and names the cause.
         report = asyncio.run(Runner(sandbox.env).run())
         assert (report.first_failure.layer if report.first_failure else None) == layer
+        cause = expected_cause(scenario)
+        assert (report.cause.id if report.cause else None) == cause, report.verdict
+        if cause is not None and cause != report.first_failure.id:
+            # The message leads with the cause and still names where it shows.
+            assert f"Cause: *{HOP_TITLES[report.cause.layer]}*" in shown
+            assert f"`{cause}`" in shown
+            assert run.verdict.startswith("Cause: ")
         printed = terminal_report(report) + json.dumps(report.to_json())
 
         sent, stored = _everything_sent(chat), _everything_stored(tmp_path / "hokusai.db")
@@ -115,3 +122,25 @@ def test_changing_a_listener_rule_changes_the_traffic(shared_mlflow, tmp_path):
                 break
             time.sleep(0.1)
         assert after.status_code == 200 and "experiments" in after.json()
+
+
+def test_a_scoped_run_never_reads_as_healthy_and_recalls_the_full_run(shared_mlflow, tmp_path):
+    """During mlflow-down, `/hokusai diagnose routing` passes within its scope; it says so,
+    names what it did not look at, and recalls what the full run in the channel found."""
+    with (
+        Sandbox("mlflow-down", mlflow=shared_mlflow, workdir=tmp_path / "sandbox") as sandbox,
+        Conversation(sandbox.config_path, tmp_path / "hokusai.db") as chat,
+    ):
+        chat.command("diagnose")
+        chat.command("diagnose routing")
+        final = json.dumps(chat.last_message(containing="Diagnose:")["blocks"])
+        runs = chat.server.app.hokusai_services.store().runs(limit=2)
+    scoped = runs[0]
+    assert scoped.scopes == ["routing"] and scoped.first_failure_id is None
+    assert "Every hop" not in scoped.verdict and "healthy (" not in scoped.verdict
+    assert scoped.verdict.startswith("Nothing failed within the scope routing")
+    assert "not looked at: DNS, Load balancer, Target groups" in scoped.verdict
+    assert "does not show the rest of the path is healthy" in scoped.verdict
+    assert "found Target groups failing (targets.health[mlflow-direct])" in scoped.verdict
+    assert "Nothing failed within the scope routing" in final
+    assert "No hop of the request path fails" not in final

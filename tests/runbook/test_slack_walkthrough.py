@@ -103,7 +103,7 @@ class World:
 @pytest.fixture
 def world(slack, slack_secrets, bot_env, tmp_path, monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws(), DnsServer({"registry.hokus.ai": ["127.0.0.1"]}) as dns:
+    with mock_aws(), DnsServer({"registry.hokus.ai": ["52.44.61.20"]}) as dns:
         built = World(slack, slack_secrets, Path(bot_env["HOKUSAI_DB"]), dns)
         yield built
         for caller in built.callers:

@@ -51,9 +51,53 @@ class AuthWay:
 
 
 BEARER = AuthWay("Authorization: Bearer", header="Authorization", scheme="Bearer")
+TOKEN = AuthWay("Authorization: Token", header="Authorization", scheme="Token")
 X_API_KEY = AuthWay("X-API-Key", header="X-API-Key")
+API_KEY_HEADER = AuthWay("Api-Key", header="Api-Key")
 QUERY = AuthWay("the api_key query parameter", query_param="api_key")
-USUAL_WAYS: tuple[AuthWay, ...] = (BEARER, X_API_KEY, QUERY)
+QUERY_APIKEY = AuthWay("the apikey query parameter", query_param="apikey")
+USUAL_WAYS: tuple[AuthWay, ...] = (BEARER, TOKEN, X_API_KEY, API_KEY_HEADER, QUERY, QUERY_APIKEY)
+# Challenge schemes that take a user and password, not a key: never sent the key.
+_PASSWORD_SCHEMES = frozenset({"basic", "digest", "negotiate", "ntlm"})
+
+
+def challenge(result: ProbeResult) -> str | None:
+    """The ``WWW-Authenticate`` header of an answer, if any."""
+    return next((v for k, v in result.headers.items() if k.lower() == "www-authenticate"), None)
+
+
+def challenged_way(header: str | None) -> AuthWay | None:
+    """The way a ``WWW-Authenticate: Token realm="api"`` challenge asks for the key."""
+    if not header:
+        return None
+    scheme = header.strip().split(None, 1)[0].rstrip(",") if header.strip() else ""
+    if not scheme.isalpha() or scheme.lower() in _PASSWORD_SCHEMES:
+        return None
+    return AuthWay(f"Authorization: {scheme}", header="Authorization", scheme=scheme)
+
+
+def _same_way(a: AuthWay, b: AuthWay) -> bool:
+    return (
+        (a.header or "").lower() == (b.header or "").lower()
+        and (a.scheme or "").lower() == (b.scheme or "").lower()
+        and a.query_param == b.query_param
+    )
+
+
+def ways_to_try(configured: AuthWay, refusal: ProbeResult) -> list[AuthWay]:
+    """Other ways to send the key, the one the refusal's challenge names first."""
+    ordered = [w for w in (challenged_way(challenge(refusal)),) if w] + list(USUAL_WAYS)
+    out: list[AuthWay] = []
+    for way in ordered:
+        if not _same_way(way, configured) and not any(_same_way(way, o) for o in out):
+            out.append(way)
+    return out
+
+
+def challenge_says_invalid(result: ProbeResult) -> bool:
+    """RFC 6750: ``error="invalid_token"`` means the key arrived the right way and is bad."""
+    value = (challenge(result) or "").lower()
+    return "invalid_token" in value or "invalid_key" in value
 
 
 def configured_way(auth: AuthSettings) -> AuthWay:
@@ -178,9 +222,9 @@ async def api_key_accepted(ctx: CheckContext) -> CheckResult:
         )
 
     accepted_by: AuthWay | None = None
-    for other in USUAL_WAYS:
-        if other.label == way.label or budget.exhausted:
-            continue
+    for other in ways_to_try(way, first):
+        if budget.exhausted:
+            break
         result = await attempt(other)
         evidence["attempts"].append(result.evidence() | {"way": other.label})
         answered = result.status is not None and not _refused(result)
@@ -191,25 +235,36 @@ async def api_key_accepted(ctx: CheckContext) -> CheckResult:
         ):
             accepted_by = other
             break
+    asked_for = challenged_way(challenge(first))
+    if asked_for is not None:
+        evidence["challenge"] = challenge(first)
     if accepted_by is not None:
+        named = (
+            f" (its 401 says WWW-Authenticate: {challenge(first)})"
+            if asked_for is not None and _same_way(asked_for, accepted_by)
+            else ""
+        )
         return CheckResult.failed(
-            f"{svc} accepts the key as {accepted_by.label}, not {way.label} as configured",
+            f"{svc} accepts the key as {accepted_by.label}, not {way.label} as configured{named}",
             Classification.CONFIGURATION,
-            hint=f"send the key as {accepted_by.label}, or make {svc} accept {way.label}",
+            hint=f"set auth.header/auth.scheme in hokusai.yml (and the clients) to "
+            f"{accepted_by.label}, or make {svc} accept {way.label}",
             accepted_way=accepted_by.label,
             **evidence,
         )
-    if _says_key_missing(first):
+    tried = ", ".join(a["way"] for a in evidence["attempts"])
+    if _says_key_missing(first) and not challenge_says_invalid(first):
         return CheckResult.failed(
             f"{svc} says no key arrived ({first.describe_answer()}) although the key was sent "
-            f"as {way.label}: something on the way (the load balancer or a proxy) strips it",
+            f"as {way.label} (also tried: {tried}): something on the way (the load balancer "
+            "or a proxy) strips it, or it expects another way",
             Classification.CONFIGURATION,
             hint=f"look for a hop that drops the {way.header or 'key'} header before {svc}",
             **evidence,
         )
     return CheckResult.failed(
-        f"{svc} refuses the key in {auth.api_key_env} every way tried "
-        f"({first.describe_answer()}): the key is wrong, expired or revoked",
+        f"{svc} refuses the key in {auth.api_key_env} every way tried ({tried}; "
+        f"{first.describe_answer()}): the key is wrong, expired or revoked",
         Classification.CONFIGURATION,
         hint=f"check that {auth.api_key_env} holds a current key for this environment",
         **evidence,

@@ -201,6 +201,12 @@ async def ecs_service(ctx: CheckContext) -> CheckResult:
         "task_definition": f"{td['family']}:{td['revision']}",
         "image": container.get("image"),
         "env_vars": env_var_names(container),
+        # The target groups its tasks register in: how a target group's health is tied to it.
+        "target_groups": sorted(
+            lb["targetGroupArn"].split(":targetgroup/", 1)[-1].split("/", 1)[0]
+            for lb in service.get("loadBalancers", [])
+            if lb.get("targetGroupArn")
+        ),
         "deployments": deployments,
         "stopped_tasks": stopped,
         "events": [
@@ -398,42 +404,62 @@ def host_allowed(allowed: list[str], host: str) -> bool:
 
 
 def allowed_hosts_findings(
-    env: Environment, argv: list[str], env_vars: dict[str, str], proxy_hosts: list[str]
+    argv: list[str], env_vars: dict[str, str], reaching: list[tuple[str, str]]
 ) -> list[ConfigFinding]:
-    """``--allowed-hosts`` / MLFLOW_SERVER_ALLOWED_HOSTS against the Host headers it gets."""
+    """``--allowed-hosts`` / MLFLOW_SERVER_ALLOWED_HOSTS against the Host headers that reach
+    MLflow (``reaching``: host and why it reaches MLflow, see :func:`hosts_reaching`).
+
+    A host that never reaches MLflow is not checked: a public name only the proxy serves
+    needs no place in MLflow's list.
+    """
     allowed = _allowed_hosts(argv, env_vars)
     where = (
         "--allowed-hosts" if flag_value(argv, "--allowed-hosts") else "MLFLOW_SERVER_ALLOWED_HOSTS"
     )
-    hostname = env.public.hostname
+    hosts = [host for host, _ in reaching]
     if allowed is None:
+        wanted = [h for h in hosts if not _private_or_local(h)]
+        if not wanted:
+            return []
         return [
             ConfigFinding(
                 "--allowed-hosts",
                 "fail",
-                f"neither --allowed-hosts nor MLFLOW_SERVER_ALLOWED_HOSTS is set: MLflow only "
-                f"accepts localhost and private addresses, so requests for {hostname} get 403 "
+                "neither --allowed-hosts nor MLFLOW_SERVER_ALLOWED_HOSTS is set: MLflow only "
+                f"accepts localhost and private addresses, so requests for {wanted[0]} get 403 "
                 "Invalid Host header while health checks pass",
                 found="(unset)",
-                expected=",".join([hostname, *proxy_hosts]),
+                expected=",".join(wanted),
             )
         ]
     out = []
-    for host in [hostname, *proxy_hosts]:
+    for host, why in reaching:
         ok = host_allowed(allowed, host)
         out.append(
             ConfigFinding(
                 where,
                 "pass" if ok else "fail",
-                f"{host} is allowed"
+                f"{host} is allowed ({why})"
                 if ok
-                else f"{where} does not include {host}: requests with Host {host} get 403 "
-                "Invalid Host header while health checks pass",
+                else f"{where} does not include {host} ({why}): requests with Host {host} get "
+                "403 Invalid Host header while health checks pass",
                 found=",".join(allowed),
                 expected=None if ok else ",".join([*allowed, host]),
             )
         )
     return out
+
+
+def _private_or_local(host: str) -> bool:
+    import ipaddress
+
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if name in ("localhost",):
+        return True
+    try:
+        return not ipaddress.ip_address(name).is_global
+    except ValueError:
+        return False
 
 
 def _backend_store_uri(argv: list[str], env_vars: dict[str, str]) -> str | None:
@@ -503,126 +529,169 @@ async def backend_store_findings(
     ]
 
 
-def mlflow_urls(env_vars: dict[str, str]) -> dict[str, str]:
-    """Variables that hold an MLflow URL: by name, or any http(s) value mentioning mlflow."""
-    out = {}
-    for name, value in env_vars.items():
+@dataclass(frozen=True)
+class Upstream:
+    """A URL in a service's environment that reaches another part of the platform.
+
+    ``service`` is the configured service it reaches (None when nothing backs the host);
+    ``matched_by`` says how that was decided: never by the word "mlflow" in a name.
+    """
+
+    variable: str
+    shown: str  # the URL, redacted
+    host: str
+    port: int | None
+    netloc: str  # host[:port] as sent in the Host header
+    service: EcsService | None
+    matched_by: str
+    cloud_map: cloud_map_reads.CloudMapName | None = None
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "variable": self.variable,
+            "host": self.host,
+            "port": self.port,
+            "service": self.service.name if self.service else None,
+            "matched_by": self.matched_by,
+        }
+
+
+def _url_parts(value: str) -> tuple[str, int | None, str]:
+    parts = urlsplit(value)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        port = None
+    return parts.hostname or "", port, parts.netloc.rsplit("@", 1)[-1]
+
+
+def find_upstreams(
+    env: Environment,
+    spec: EcsService,
+    env_vars: dict[str, str],
+    names: dict[str, cloud_map_reads.CloudMapName],
+    registered_by: dict[str, str],
+) -> list[Upstream]:
+    """The URLs in ``spec``'s environment that reach the platform's other parts.
+
+    A URL is an upstream when its host is a configured service's ``discovery`` name, a Cloud
+    Map name an ECS service registers in (``registered_by``: name -> service), a name in one
+    of the Cloud Map namespaces (which then backs nothing: stale), the public hostname (a
+    loop through the load balancer), a variable ``hokusai.yml`` names in ``dependencies``, or
+    a variable whose name says it holds MLflow's URL.
+    """
+    namespaces = {e.namespace for e in names.values() if e.namespace}
+    stated = {d.via: d.target for d in env.dependencies if d.source == spec.name and d.via}
+    redact = default_redactor().redact_text
+    found = []
+    for variable, value in sorted(env_vars.items()):
         if not value.startswith(("http://", "https://")):
             continue
-        if (
-            name in _MLFLOW_URL_NAMES
-            or ("MLFLOW" in name and ("URL" in name or "URI" in name))
-            or "mlflow" in value.lower()
-        ):
-            out[name] = value
-    return out
+        host, port, netloc = _url_parts(value)
+        target, how = _match_host(env, host, registered_by, stated.get(variable))
+        in_namespace = any(host.endswith("." + ns) for ns in namespaces)
+        legacy_name = variable in _MLFLOW_URL_NAMES or (
+            "MLFLOW" in variable and ("URL" in variable or "URI" in variable)
+        )
+        if target is None and not (in_namespace or legacy_name or host == env.public.hostname):
+            continue
+        if target is None:
+            how = "a Cloud Map namespace" if in_namespace else "its name"
+        if target is not None and target.name == spec.name:
+            continue  # a service's own URL (a callback), not an upstream
+        found.append(
+            Upstream(variable, redact(value), host, port, netloc, target, how, names.get(host))
+        )
+    return found
 
 
-def upstream_findings(
-    env: Environment, urls: dict[str, str], names: dict[str, cloud_map_reads.CloudMapName]
-) -> list[ConfigFinding]:
-    """An MLflow URL against the Cloud Map names that have instances."""
-    mlflow = next((s for s in env.ecs.services if s.is_mlflow), None) if env.ecs else None
-    namespaces = {e.namespace for e in names.values() if e.namespace}
-    live = sorted(n for n, e in names.items() if e.exists and e.instances)
-    redact = default_redactor().redact_text
-    expected_url = (
-        f"http://{mlflow.discovery}:{mlflow.port}" if mlflow and mlflow.discovery else None
-    )
-    out = []
-    for var, value in urls.items():
-        parts = urlsplit(value)
-        host = parts.hostname or ""
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            port = None
-        shown = redact(value)
-        configured = mlflow is not None and host == mlflow.discovery
-        in_cloud_map = any(host.endswith("." + ns) for ns in namespaces)
-        entry = names.get(host)
-        if entry is not None and not entry.exists:
-            entry = None  # a name in a namespace, but no service by that name
-        if host == env.public.hostname:
-            out.append(
-                ConfigFinding(
-                    var,
-                    "warn",
-                    f"{var} sends the API's MLflow traffic back out through the public "
-                    f"load balancer ({host}) instead of Cloud Map",
-                    found=shown,
-                    expected=expected_url,
-                )
+def _match_host(
+    env: Environment, host: str, registered_by: dict[str, str], stated: str | None
+) -> tuple[EcsService | None, str]:
+    if stated and env.service(stated):
+        return env.service(stated), "hokusai.yml dependencies"
+    for service in env.ecs.services if env.ecs else []:
+        if service.discovery and host == service.discovery:
+            return service, "its discovery name in hokusai.yml"
+    if host in registered_by and env.service(registered_by[host]):
+        return env.service(registered_by[host]), f"Cloud Map (registered by {registered_by[host]})"
+    return None, ""
+
+
+def _service_in_namespace(env: Environment, host: str) -> EcsService | None:
+    """The one configured service with a discovery name in ``host``'s namespace, if one."""
+    namespace = host.split(".", 1)[-1]
+    found = [
+        s
+        for s in (env.ecs.services if env.ecs else [])
+        if s.discovery and s.discovery.split(".", 1)[-1] == namespace
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def judge_upstream(
+    env: Environment, up: Upstream, names: dict[str, cloud_map_reads.CloudMapName]
+) -> ConfigFinding:
+    """One upstream URL against the service it should reach."""
+    target = up.service
+    # What it should say: its target's discovery URL, or the one service in its namespace.
+    meant = target or _service_in_namespace(env, up.host)
+    expected = f"http://{meant.discovery}:{meant.port}" if meant and meant.discovery else None
+
+    def finding(status: str, message: str, want: str | None = expected) -> ConfigFinding:
+        return ConfigFinding(up.variable, status, message, found=up.shown, expected=want)
+
+    if up.host == env.public.hostname:
+        return finding(
+            "warn",
+            f"{up.variable} sends the API's traffic back out through the public load "
+            f"balancer ({up.host}) instead of Cloud Map",
+        )
+    if target is None:
+        live = sorted(n for n, e in names.items() if e.exists and e.instances)
+        if up.cloud_map is not None and up.cloud_map.namespace:
+            what = (
+                "has no registered instances"
+                if up.cloud_map is not None and up.cloud_map.exists
+                else "is not a Cloud Map service"
             )
-        elif configured:
-            if mlflow and port != mlflow.port:
-                out.append(
-                    ConfigFinding(
-                        var,
-                        "fail",
-                        f"{var} uses port {port}, but {mlflow.name} listens on {mlflow.port}",
-                        found=shown,
-                        expected=expected_url,
-                    )
-                )
-            elif entry is not None and not entry.instances:
-                out.append(
-                    ConfigFinding(
-                        var,
-                        "warn",
-                        f"{var} names {host} as configured, but it has no instances now "
-                        "(see compute.cloud-map)",
-                        found=shown,
-                    )
-                )
-            else:
-                out.append(
-                    ConfigFinding(var, "pass", f"{var} points at {host}:{port}", found=shown)
-                )
-        elif in_cloud_map and (entry is None or not entry.instances):
-            what = "has no registered instances" if entry else "is not a Cloud Map service"
             alternative = f"; {', '.join(live)} has instances" if live else ""
-            out.append(
-                ConfigFinding(
-                    var,
-                    "fail",
-                    f"{var} points at {host}, which {what}{alternative}",
-                    found=shown,
-                    expected=expected_url,
-                )
-            )
-        elif in_cloud_map:
-            out.append(
-                ConfigFinding(
-                    var,
-                    "warn",
-                    f"{var} points at {host}, which has instances but is not the configured "
-                    f"discovery name {mlflow.discovery if mlflow else '(none)'}",
-                    found=shown,
-                    expected=expected_url,
-                )
-            )
-        else:
-            out.append(
-                ConfigFinding(
-                    var,
-                    "warn",
-                    f"{var} points at {host}, not a Cloud Map name: "
-                    "it breaks when that address moves",
-                    found=shown,
-                    expected=expected_url,
-                )
-            )
-    return out
+            return finding("fail", f"{up.variable} points at {up.host}, which {what}{alternative}")
+        return finding(
+            "warn",
+            f"{up.variable} points at {up.host}, not a Cloud Map name: it breaks when that "
+            "address moves",
+        )
+    if up.port != target.port:
+        return finding(
+            "fail", f"{up.variable} uses port {up.port}, but {target.name} listens on {target.port}"
+        )
+    if up.cloud_map is not None and up.cloud_map.namespace and not up.cloud_map.instances:
+        return finding(
+            "warn",
+            f"{up.variable} names {up.host} ({target.name}), but it has no instances now "
+            "(see compute.cloud-map)",
+            None,
+        )
+    return finding(
+        "pass",
+        f"{up.variable} reaches {target.name} at {up.host}:{up.port} ({up.matched_by})",
+        None,
+    )
 
 
 async def _cloud_map_names(
-    ctx: CheckContext, urls: dict[str, str]
+    ctx: CheckContext, containers: dict[str, dict[str, Any]]
 ) -> dict[str, cloud_map_reads.CloudMapName]:
-    """The Cloud Map names the URLs point at, and the configured MLflow name: only those."""
-    mlflow = next((s for s in ctx.env.ecs.services if s.is_mlflow), None)
-    hosts = {urlsplit(url).hostname for url in urls.values()}
-    hosts.add(mlflow.discovery if mlflow else None)
+    """What Cloud Map says of the hosts the services' URLs name and of the configured
+    discovery names: only those (a large account has thousands of others)."""
+    hosts = {
+        urlsplit(value).hostname
+        for container in containers.values()
+        for value in container_env(container).values()
+        if value.startswith(("http://", "https://"))
+    }
+    hosts |= {s.discovery for s in ctx.env.ecs.services if s.discovery}
     return await cloud_map_reads.resolve_all(ctx.aws, [h for h in hosts if h])
 
 
@@ -647,7 +716,8 @@ def placeholder_findings(container: dict[str, Any]) -> list[ConfigFinding]:
 
 
 async def _service_containers(ctx: CheckContext) -> dict[str, dict[str, Any]]:
-    """Each configured service's main container (services that exist)."""
+    """Each configured service's main container (services that exist), with the Cloud Map
+    services its tasks register in (``_registries``: Cloud Map service ids)."""
     out = {}
     for spec in ctx.env.ecs.services:
         service = await describe_service(ctx, spec.name)
@@ -656,8 +726,44 @@ async def _service_containers(ctx: CheckContext) -> dict[str, dict[str, Any]]:
             out[spec.name] = {
                 **main_container(td, spec),
                 "_revision": f"{td['family']}:{td['revision']}",
+                "_registries": [
+                    r["registryArn"].rsplit("/", 1)[-1]
+                    for r in service.get("serviceRegistries", [])
+                    if r.get("registryArn")
+                ],
             }
     return out
+
+
+def _registered_by(
+    containers: dict[str, dict[str, Any]], names: dict[str, cloud_map_reads.CloudMapName]
+) -> dict[str, str]:
+    """Cloud Map name -> the ECS service whose tasks register in it."""
+    by_id = {e.service_id: name for name, e in names.items() if e.service_id}
+    return {
+        by_id[registry]: service
+        for service, container in containers.items()
+        for registry in container.get("_registries", [])
+        if registry in by_id
+    }
+
+
+def hosts_reaching(
+    env: Environment, spec: EcsService, upstreams_of_others: list[Upstream]
+) -> list[tuple[str, str]]:
+    """The Host headers that reach MLflow ``spec``, each with how: the public name when a
+    route (or the tracking URI's route) sends public traffic to it, and each proxy's upstream
+    ``host:port`` that reaches it on its port. Health checks use the task's IP, which MLflow
+    always admits."""
+    out: list[tuple[str, str]] = []
+    direct = [r.name for r in env.routes if r.service == spec.name]
+    if direct:
+        out.append((env.public.hostname, f"route {direct[0]} forwards public traffic to it"))
+    for up in upstreams_of_others:
+        if up.service is not None and up.service.name == spec.name and up.port == spec.port:
+            out.append((up.netloc, f"{up.variable} of a proxy"))
+    seen: set[str] = set()
+    return [(h, why) for h, why in out if not (h in seen or seen.add(h))]
 
 
 @check(
@@ -684,40 +790,49 @@ async def task_config(ctx: CheckContext) -> CheckResult:
     if container is None:
         return CheckResult.skipped(f"{spec.name} does not exist (see compute.ecs-service)")
     env_vars = container_env(container)
+    names = await _cloud_map_names(ctx, containers)
+    registered_by = _registered_by(containers, names)
+    upstreams = {
+        name: find_upstreams(ctx.env, ctx.env.service(name), container_env(c), names, registered_by)
+        for name, c in containers.items()
+        if ctx.env.service(name) is not None
+    }
+    mine = upstreams.get(spec.name, [])
     findings: list[ConfigFinding] = placeholder_findings(container)
     if spec.is_mlflow:
         argv = container_argv(container)
-        proxy_hosts = []
-        for other, c in containers.items():
-            if other == spec.name:
-                continue
-            for url in mlflow_urls(container_env(c)).values():
-                parts = urlsplit(url)
-                if parts.hostname and parts.hostname == spec.discovery:
-                    proxy_hosts.append(parts.netloc.rsplit("@", 1)[-1])
+        others = [u for name, ups in upstreams.items() if name != spec.name for u in ups]
         findings += static_prefix_findings(ctx.env, spec, argv)
-        findings += allowed_hosts_findings(ctx.env, argv, env_vars, sorted(set(proxy_hosts)))
+        findings += allowed_hosts_findings(argv, env_vars, hosts_reaching(ctx.env, spec, others))
         findings += await backend_store_findings(ctx, argv, env_vars)
-    else:
-        urls = mlflow_urls(env_vars)
-        if not urls and not findings:
-            return CheckResult.skipped(
-                f"{spec.name} sets no MLflow URL (looked for {', '.join(_MLFLOW_URL_NAMES)})",
-                revision=container["_revision"],
-            )
-        findings += upstream_findings(ctx.env, urls, await _cloud_map_names(ctx, urls))
+    findings += [judge_upstream(ctx.env, up, names) for up in mine]
+    if not findings:
+        return CheckResult.skipped(
+            f"{spec.name} sets no URL of another part of the platform (matched against Cloud "
+            "Map, the configured services and hokusai.yml dependencies)",
+            revision=container["_revision"],
+        )
     evidence = {
         "revision": container["_revision"],
         "container": container.get("name"),
         "findings": [f.to_json() for f in findings],
     }
+    result = _task_config_result(spec, container["_revision"], findings, evidence)
+    # The upstream edges this service's URLs reveal, for the dependency model.
+    result.data["upstreams"] = [u.to_data() for u in mine]
+    return result
+
+
+def _task_config_result(
+    spec: EcsService, revision: str, findings: list[ConfigFinding], evidence: dict[str, Any]
+) -> CheckResult:
     failed = [f for f in findings if f.status == "fail"]
     warned = [f for f in findings if f.status == "warn"]
     if failed:
         first = failed[0]
         more = f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""
         expected = f"; expected {first.expected}" if first.expected else ""
-        where = "" if container["_revision"] in first.message else f"{container['_revision']}: "
+        where = "" if revision in first.message else f"{revision}: "
         return CheckResult.failed(
             f"{where}{first.message}{expected}{more}",
             Classification.CONFIGURATION,
@@ -728,6 +843,6 @@ async def task_config(ctx: CheckContext) -> CheckResult:
         return CheckResult.warned(f"{spec.name}: {warned[0].message}", **evidence)
     checked = sorted({f.setting for f in findings})
     return CheckResult.passed(
-        f"{container['_revision']}: {', '.join(checked)} fit the platform",
+        f"{revision}: {', '.join(checked)} fit the platform",
         **evidence,
     )

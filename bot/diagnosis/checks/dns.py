@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from typing import Any
 
 import dns.asyncresolver
@@ -27,7 +29,7 @@ def _resolver(ctx: CheckContext) -> tuple[dns.asyncresolver.Resolver, list[str]]
 @check(
     id="dns.resolve",
     layer="dns",
-    description="The public hostname resolves (honours dns.nameservers); its addresses.",
+    description="The public hostname resolves (honours dns.nameservers) to public addresses.",
     timeout=6,
 )
 async def resolve(ctx: CheckContext) -> CheckResult:
@@ -66,15 +68,52 @@ async def resolve(ctx: CheckContext) -> CheckResult:
         )
     addresses = sorted(r.to_text() for r in answer)
     canonical = answer.canonical_name.to_text().rstrip(".")
-    result = CheckResult.passed(
-        f"{hostname} resolves to {', '.join(addresses)}",
-        hostname=hostname,
-        addresses=addresses,
-        canonical_name=canonical,
-        nameservers=used,
-    )
+    evidence = {
+        "hostname": hostname,
+        "addresses": addresses,
+        "canonical_name": canonical,
+        "nameservers": used,
+    }
+    private = [a for a in addresses if not ipaddress.ip_address(a).is_global]
+    if private:
+        result = CheckResult.failed(
+            f"{hostname} resolves to {', '.join(private)}: not public addresses, so the "
+            "internet cannot reach it (an internal load balancer or a private zone answers)",
+            Classification.CONFIGURATION,
+            hint="dns.route53-alias says which load balancer the record aliases; a public "
+            "name must alias an internet-facing one",
+            private_addresses=private,
+            **evidence,
+        )
+        result.data["addresses"] = addresses
+        return result
+    result = CheckResult.passed(f"{hostname} resolves to {', '.join(addresses)}", **evidence)
     result.data["addresses"] = addresses
     return result
+
+
+def _alias_fix(zone_id: str, record: str, lb: dict[str, Any]) -> str:
+    """The AWS CLI command that points ``record`` at ``lb`` (for a person to run, never run)."""
+    change = {
+        "Changes": [
+            {
+                "Action": "UPSERT",
+                "ResourceRecordSet": {
+                    "Name": record,
+                    "Type": "A",
+                    "AliasTarget": {
+                        "HostedZoneId": lb.get("CanonicalHostedZoneId", ""),
+                        "DNSName": f"dualstack.{lb['DNSName']}.",
+                        "EvaluateTargetHealth": True,
+                    },
+                },
+            }
+        ]
+    }
+    return (
+        f"aws route53 change-resource-record-sets --hosted-zone-id {zone_id} "
+        f"--change-batch '{json.dumps(change, separators=(',', ':'))}'"
+    )
 
 
 def normalise_dns_name(name: str) -> str:
@@ -121,7 +160,8 @@ async def _find_records(ctx: CheckContext, zone_id: str, hostname: str) -> list[
 @check(
     id="dns.route53-alias",
     layer="dns",
-    description="The hostname's Route 53 record aliases one of the configured load balancers.",
+    description="The hostname's Route 53 record aliases one of the configured load balancers, "
+    "an internet-facing one.",
     reads=[
         "route53:ListHostedZonesByName",
         "route53:ListResourceRecordSets",
@@ -186,7 +226,31 @@ async def route53_alias(ctx: CheckContext) -> CheckResult:
             + ")",
             **evidence,
         )
-    evidence["load_balancer"] = {"name": lb["LoadBalancerName"], "arn": lb["LoadBalancerArn"]}
+    evidence["load_balancer"] = {
+        "name": lb["LoadBalancerName"],
+        "arn": lb["LoadBalancerArn"],
+        "scheme": lb.get("Scheme"),
+    }
+    if lb.get("Scheme") == "internal" and not zone.get("Config", {}).get("PrivateZone"):
+        facing = [
+            x
+            for x in lbs
+            if x.get("Scheme") == "internet-facing" and x["LoadBalancerName"] in configured
+        ]
+        fix = _alias_fix(zone_id, record["Name"], facing[0]) if facing else None
+        return CheckResult.failed(
+            f"{hostname} aliases {lb['LoadBalancerName']}, an internal load balancer: the "
+            "internet cannot reach it (a public name must alias an internet-facing one)",
+            Classification.CONFIGURATION,
+            hint=(
+                f"point the alias at {facing[0]['LoadBalancerName']} (internet-facing)"
+                if facing
+                else "point the alias at an internet-facing load balancer"
+            ),
+            fix=fix,
+            internet_facing=[x["LoadBalancerName"] for x in facing],
+            **evidence,
+        )
     if lb["LoadBalancerName"] not in configured:
         return CheckResult.failed(
             f"{hostname} aliases load balancer {lb['LoadBalancerName']}, which is not one of the "

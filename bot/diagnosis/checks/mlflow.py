@@ -20,11 +20,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bot.config import Environment, Route
-from bot.diagnosis.checks.app import judge_route_answer
+from bot.diagnosis.checks.app import blocked_by_auth, judge_route_answer
 from bot.diagnosis.checks.auth import api_key, auth_headers
 from bot.diagnosis.checks.base import CheckContext, CheckResult, Classification, check
 from bot.diagnosis.probe import (
     MLFLOW_INVALID_HOST,
+    RESPONDER_TITLES,
     Budget,
     ProbeResult,
     Responder,
@@ -151,10 +152,10 @@ async def mlflow_health(ctx: CheckContext) -> CheckResult:
         and MLFLOW_INVALID_HOST not in answers[p.label, "health"].body
     ]
     if refused:
-        return CheckResult.warned(
-            "MLflow's /health is behind a key check that refused the configured key: "
-            + "; ".join(lines),
-            hint="auth.api-key says which way the key is accepted",
+        return CheckResult.skipped(
+            "blocked by auth: MLflow's /health is behind a key check that refused the "
+            "configured key: " + "; ".join(lines) + " (auth.api-key says why)",
+            blocked_by="auth",
             **evidence,
         )
     errors_only = all(answers[p.label, "health"].status is None for p in prefixes)
@@ -249,12 +250,7 @@ def _registry_failure(
         )
     if result.status in (401, 403) and MLFLOW_INVALID_HOST not in result.body:
         # The path reaches a service that checks keys: the auth hop, not this one, fails.
-        return CheckResult.warned(
-            f"{where} was refused ({result.describe_answer()}) by "
-            f"{result.answered_by}: the registry cannot be read with the configured key",
-            hint="auth.api-key says which way the key is accepted",
-            **evidence,
-        )
+        return blocked_by_auth(result, route.service, where, evidence)
     judged = judge_route_answer(
         result,
         route,
@@ -423,7 +419,7 @@ def explain_client_error(exc: BaseException, attempts: int) -> ClientFinding:
             f"MlflowClient gave up after {attempts} attempts: every one was answered {shown} "
             "(retries exhausted, like 'Failed to create MLflow client after 3 attempts')",
             Classification.INFRASTRUCTURE,
-            "a 502/503/504 from the load balancer: targets.health and compute.ecs-service",
+            "app.mlflow-registry says who answered them",
         )
     if "timeout" in lowered or "timed out" in lowered:
         return ClientFinding(
@@ -453,6 +449,19 @@ def explain_client_error(exc: BaseException, attempts: int) -> ClientFinding:
             "app.route-probe says which service answers the tracking URI",
         )
     return ClientFinding(f"MlflowClient failed: {message[:240]}", Classification.APPLICATION)
+
+
+def _with_wire(finding: ClientFinding, wire: ProbeResult) -> tuple[str, Classification]:
+    """The client's finding, with who really answered on the wire deciding the class."""
+    if wire.status is None:
+        return finding.summary, finding.classification
+    who = RESPONDER_TITLES[wire.answered_by]
+    summary = f"{finding.summary} (on the wire: {wire.describe_answer()} from {who})"
+    if wire.answered_by in (Responder.LOAD_BALANCER, Responder.CDN) and wire.status >= 500:
+        return summary, Classification.INFRASTRUCTURE
+    if wire.answered_by == Responder.MLFLOW and wire.status >= 500:
+        return summary, Classification.APPLICATION
+    return summary, finding.classification
 
 
 def code_name(exc: BaseException) -> str:
@@ -520,16 +529,34 @@ async def mlflow_client(ctx: CheckContext) -> CheckResult:
         finding = explain_client_error(exc, attempts)
         evidence["error"] = redact(" ".join(str(exc).split())[:300], secrets)
         evidence["error_type"] = type(exc).__name__
-        if finding.auth_refusal:
+        # MlflowClient loses the real status (a JSON 401 becomes INTERNAL_ERROR 500): ask the
+        # wire once, the way the client did, and let who answered decide.
+        wire = await probe(
+            ctx.http,
+            "GET",
+            f"{tracking_uri}{MLFLOW_API}/experiments/search?max_results=1",
+            headers=auth_headers(ctx)[0],
+            timeout=max(budget.next_timeout(PROBE_TIMEOUT_CAP), 0.5),
+            secrets=secrets,
+        )
+        evidence["wire"] = wire.evidence()
+        refused = wire.status in (401, 403) and MLFLOW_INVALID_HOST not in wire.body
+        if finding.auth_refusal or refused:
             # MLflow's path is reachable; whether the key is accepted is the auth hop's finding.
-            return CheckResult.warned(
-                redact(finding.summary, secrets) + " — an auth refusal, see auth.api-key",
-                finding.hint,
+            return CheckResult.skipped(
+                f"blocked by auth: {redact(finding.summary, secrets)}; on the wire "
+                f"{RESPONDER_TITLES[wire.answered_by]} answered {wire.describe_answer()} "
+                "(auth.api-key says why)",
+                blocked_by="auth",
                 **evidence,
             )
-        return CheckResult.failed(
-            redact(finding.summary, secrets), finding.classification, finding.hint, **evidence
+        summary, classification = _with_wire(finding, wire)
+        outcome = CheckResult.failed(
+            redact(summary, secrets), classification, finding.hint, **evidence
         )
+        if wire.mlflow_error():
+            outcome.data["mlflow_errors"] = [wire.mlflow_error()]
+        return outcome
     evidence["counts"] = counts
     return CheckResult.passed(
         f"MlflowClient read the registry through {urlsplit(tracking_uri).path or '/'}: "

@@ -29,6 +29,7 @@ from bot.diagnosis.checks.base import (
 from bot.diagnosis.checks.dns import all_load_balancers
 
 _TERMINAL = ("forward", "fixed-response", "redirect")
+_UNFINISHED = (Status.ERROR, Status.TIMEOUT)
 
 
 # -- the ALB's matching rules ------------------------------------------------------------------
@@ -412,6 +413,14 @@ async def listener_rules(ctx: CheckContext) -> CheckResult:
     probe = Probe.for_route(env.public.hostname, route.probe, auth_header)
     port = env.public.port
     lbs, source = await _candidate_load_balancers(ctx)
+    unread = [o.id for o in ctx.upstream_all("edge.load-balancer") if o.status in _UNFINISHED]
+    if not lbs and unread:
+        # The load balancers could not be read: that says nothing about whether they exist.
+        return CheckResult.skipped(
+            f"not checked: {route.path}: the load balancers could not be read "
+            f"({', '.join(unread)} did not finish)",
+            route=route.name,
+        )
     if not lbs:
         return CheckResult.failed(
             f"{route.path}: none of the configured load balancers exists to route it",
@@ -535,6 +544,11 @@ def _shadow_text(ev: _Evaluation, probe: Probe, expected: set[str], matched: Lis
 
 def _no_route_reason(ev: _Evaluation, probe: Probe, expected: set[str], service: str) -> str:
     rule, _ = _shadowed(ev, probe, expected)
+    if ev.matched is not None and ev.matched.priority is None:
+        # The default action answers: no rule matches at all. A rule that forwards to the
+        # service for other paths (a /healthz check) is not the one that went wrong.
+        missing = f"; no rule forwards to {service}" if rule is None else ""
+        return "no rule matches; the listener's default action answers" + missing
     if rule is None:
         return f"no rule forwards to {service}"
     return (

@@ -165,11 +165,15 @@ async def test_api_key_refused_every_way(env, http, api_key):
     result = await api_key_accepted.run(make_ctx(env, http, subject="mlflow-proxy", key=api_key))
     assert result.status == Status.FAIL
     assert "refuses the key in HOKUSAI_API_KEY every way tried" in result.summary
-    # The configured way (Bearer), then the two other usual ways.
+    # The configured way (Bearer), then every other usual header and query variant: a key
+    # is called bad only when no way of sending it works.
     assert [a["way"] for a in result.evidence["attempts"]] == [
         "Authorization: Bearer",
+        "Authorization: Token",
         "X-API-Key",
+        "Api-Key",
         "the api_key query parameter",
+        "the apikey query parameter",
     ]
     assert_no_key(result, api_key)
 

@@ -31,7 +31,7 @@ def dns_server() -> Iterator[DnsServer]:
 def public_dns(dns_server) -> Iterator[DnsServer]:
     """The loopback resolver answering the public hostname with the sandbox edge's address."""
     hostname = load_config(REPO / "hokusai.yml").environment().public.hostname
-    dns_server.set(hostname, ["127.0.0.1"])
+    dns_server.set(hostname, ["52.44.61.20"])  # the public addresses of the registry ALB
     yield dns_server
     for name in dns_server.snapshot():
         dns_server.remove(name)

@@ -14,6 +14,7 @@ import functools
 from dataclasses import dataclass
 
 import boto3
+import httpx
 from moto import mock_aws
 
 from bot.config import Environment, load_config
@@ -74,8 +75,17 @@ def diagnose(
 ) -> DiagnoseReport:
     """A runner over ``check_ids`` (default: every registered check) against this world."""
     checks = dict(REGISTRY) if check_ids is None else {c: REGISTRY[c] for c in check_ids}
-    runner = Runner(w.env, aws=w.aws, checks=checks, http=None)
-    return asyncio.run(runner.run(list(scopes)))
+
+    async def run() -> DiagnoseReport:
+        # No HTTP here: a check that probes (data.backend-store asks MLflow) finds it offline.
+        async with httpx.AsyncClient(transport=httpx.MockTransport(_offline)) as http:
+            return await Runner(w.env, aws=w.aws, checks=checks, http=http).run(list(scopes))
+
+    return asyncio.run(run())
+
+
+def _offline(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError(f"offline: {request.url.host}", request=request)
 
 
 # The checks this suite covers, and the layers that need only AWS (no DNS or HTTP probes).

@@ -32,3 +32,29 @@ async def test_a_missing_database_is_a_configuration_failure(sandbox):
     assert first.id == "data.rds"
     assert str(first.result.classification) == "configuration"
     assert "does not exist" in first.result.summary
+
+
+def test_database_errors_are_read_the_way_a_dba_would():
+    """Texts a real MLflow on PostgreSQL answered in the sandbox (503 TEMPORARILY_UNAVAILABLE)."""
+    from bot.diagnosis.checks.data import explain_backend_error
+
+    refused = (
+        'TEMPORARILY_UNAVAILABLE: (psycopg2.OperationalError) connection to server at "127.0.0.1", '
+        "port 51083 failed: Connection refused\n\tIs the server running on that host and "
+        "accepting TCP/IP connections?\n\n(Background on this error at: https://sqlalche.me/e/21/e3q8)"
+    )
+    found = explain_backend_error(refused, "hokusai-mlflow-development")
+    assert found.classification == "infrastructure"
+    assert found.summary.startswith(
+        "MLflow cannot use its database hokusai-mlflow-development: nothing accepts its connections"
+    )
+    rejected = (
+        "sqlalchemy.exc.OperationalError: (psycopg2.OperationalError) connection to server at "
+        '"10.0.2.15", port 5432 failed: FATAL:  password authentication failed for user "mlflow"'
+    )
+    found = explain_backend_error(rejected, "hokusai-mlflow-development")
+    assert found.classification == "configuration"
+    assert found.summary == (
+        "MLflow's database login is rejected "
+        '(FATAL: password authentication failed for user "mlflow")'
+    )

@@ -128,7 +128,10 @@ async def test_seed_outage_names_the_rule_that_sends_mlflow_paths_to_the_api(san
         "The request path first breaks at Listener rules: /api/2.0/mlflow/* is sent to "
         "hokusai-api-development-tg"
     )
-    assert report.verdict.endswith("— a configuration problem.")
+    # The failure sentence, then the scope it was found in and what the run did not look at.
+    _, scope = report.verdict.split("— a configuration problem. ", 1)
+    assert scope.startswith("Scope: dns, edge, routing, targets, data; not looked at: ECS")
+    assert scope.endswith("this run does not show the rest of the path is healthy.")
     # Hops before it are fine; the proxy route still reaches the API it is meant for.
     assert report.outcome("dns.route53-alias").status is Status.PASS
     assert report.outcome("routing.listener-rules[mlflow-proxy]").status is Status.PASS
@@ -153,7 +156,8 @@ async def test_a_route_answered_by_the_listeners_fixed_404(sandbox):
     assert first.result.summary == (
         "/api/2.0/mlflow/* is answered by hokusai-registry-development:443 itself: the default "
         "rule (anything no other rule matched) -> fixed response 404 'Not Found'; no rule "
-        "forwards to hokusai-mlflow-development"
+        "matches; the listener's default action answers; no rule forwards to "
+        "hokusai-mlflow-development"
     )
 
 
