@@ -54,9 +54,10 @@ class _Model(BaseModel):
     def _known_keys(cls, data: object) -> object:
         if not isinstance(data, dict):
             return data
-        known = [name for name in cls.model_fields if name != "name"]
+        # A field with an alias (``from``) is written by its alias in hokusai.yml.
+        known = [f.alias or name for name, f in cls.model_fields.items() if name != "name"]
         for key in data:
-            if is_annotation(key) or key in cls.model_fields:
+            if is_annotation(key) or key in cls.model_fields or key in known:
                 continue
             raise PydanticCustomError(
                 "unknown_key",
@@ -180,7 +181,7 @@ class StatedDependency(_Model):
     the bot cannot see, or switch an inferred one off with ``absent: true``.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     source: str = Field(alias="from", description="An ECS service name, or `public`.")
     target: str = Field(alias="to", description="An ECS service name, or `database`.")
