@@ -139,7 +139,9 @@ def test_a_scoped_run_never_reads_as_healthy_and_recalls_the_full_run(shared_mlf
     assert scoped.scopes == ["routing"] and scoped.first_failure_id is None
     assert "Every hop" not in scoped.verdict and "healthy (" not in scoped.verdict
     assert scoped.verdict.startswith("Nothing failed within the scope routing")
-    assert "not looked at: DNS, Load balancer, Target groups" in scoped.verdict
+    assert "not looked at: Target groups, ECS, Network, Application, Auth, Database" in (
+        scoped.verdict
+    )
     assert "does not show the rest of the path is healthy" in scoped.verdict
     assert "found Target groups failing (targets.health[mlflow-direct])" in scoped.verdict
     assert "Nothing failed within the scope routing" in final
