@@ -6,6 +6,7 @@ Exit codes: 0 fine, 1 a problem was found, 2 bad usage or config (one line, no t
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import IO, Any
@@ -66,12 +67,14 @@ def app_or_exit(settings):
 
 
 AddParser = Callable[[Any], None]
+# "hokusai diagnose: ..." is prefixed already; "hokusai.yml: file not found" is not.
+_HAS_PREFIX = re.compile(r"hokusai(?: [a-z][a-z-]*)*: ")
 
 
 def one_line(message: str, argv: Sequence[str]) -> str:
     """The one CLI error form: ``hokusai <sub>: message``."""
     line = message.splitlines()[0] if message else "bad usage"
-    if line.startswith("hokusai"):
+    if _HAS_PREFIX.match(line):
         return line
     sub = argv[0] if argv and not argv[0].startswith("-") else ""
     return f"hokusai {sub}: {line}" if sub else f"hokusai: {line}"
@@ -97,7 +100,14 @@ def run(
     for add_parser in add_parsers:
         add_parser(sub)
     try:
-        args = parser.parse_args(list(argv))
+        args, extra = parser.parse_known_args(list(argv))
+        if extra:
+            # argparse reports these from the top parser; say which subcommand they were for.
+            where = " ".join(w for w in (args.command, getattr(args, "action", None)) if w)
+            raise UsageExit(
+                f"hokusai {where}: unrecognized arguments: {' '.join(extra)}"
+                f" (see hokusai {where} --help)"
+            )
         return args.func(args, stdout=stdout, stderr=stderr, **context)
     except HokusaiError as exc:
         echo(one_line(exc.message, argv), stderr)

@@ -10,7 +10,11 @@ from bot.cli.common import EXIT_OK, UsageExit, echo
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("db", help="db migrate --from PATH --to URL")
+    p = sub.add_parser(
+        "db",
+        help="db migrate --from PATH --to URL",
+        description="Move the incident log between engines.",
+    )
     actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
     actions.required = True
     a = actions.add_parser(

@@ -10,7 +10,11 @@ from bot.cli.common import UsageExit, echo, run, settings_or_exit
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("incident", help="incident list | show ID | export ID")
+    p = sub.add_parser(
+        "incident",
+        help="incident list | show ID | export ID",
+        description="The incident log ($HOKUSAI_DB) from a terminal.",
+    )
     actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
     actions.required = True
     actions.add_parser("list", help="the incidents in the log, newest first")

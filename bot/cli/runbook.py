@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.cli.common import echo, run
+from bot.cli.common import UsageExit, echo, run
 from bot.runbook.model import (
     NEXT,
     Runbook,
@@ -24,7 +24,11 @@ from bot.runbook.model import (
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("runbook", help="runbook list | lint [PATH]... | show NAME")
+    p = sub.add_parser(
+        "runbook",
+        help="runbook list | lint [PATH]... | show NAME",
+        description="The installed runbooks ($HOKUSAI_RUNBOOKS, else the repository's runbooks/).",
+    )
     actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
     actions.required = True
     a = actions.add_parser("list", help="the installed runbooks")
@@ -50,8 +54,7 @@ def _list(stdout: TextIO, stderr: TextIO) -> int:
 
     runbooks = catalog()
     if not runbooks:
-        echo(f"no runbooks in {_relative(default_runbooks_dir())}", stderr)
-        return 2
+        raise UsageExit(f"hokusai runbook list: no runbooks in {_relative(default_runbooks_dir())}")
     width = max(len(name) for name in runbooks)
     for name, runbook in runbooks.items():
         echo(f"{name:<{width}}  {runbook.title}", stdout)
@@ -62,12 +65,11 @@ def _lint(paths: list[str], stdout: TextIO, stderr: TextIO) -> int:
     targets = [Path(p) for p in paths] or [_relative(default_runbooks_dir())]
     missing = [p for p in targets if not p.exists()]
     if missing:
-        echo(f"{missing[0]}: no such file or directory", stderr)
-        return 2
+        raise UsageExit(f"hokusai runbook lint: {missing[0]}: no such file or directory")
     files = runbook_files(targets)
     if not files:
-        echo(f"{', '.join(map(str, targets))}: no runbooks (*.yml) found", stderr)
-        return 2
+        where = ", ".join(map(str, targets))
+        raise UsageExit(f"hokusai runbook lint: {where}: no runbooks (*.yml) found")
     errors = lint_paths(files)
     for error in errors:
         echo(str(error), stderr)
@@ -96,14 +98,14 @@ def _find(name: str) -> Path | None:
 def _show(name: str, stdout: TextIO, stderr: TextIO) -> int:
     path = _find(name)
     if path is None:
-        known = ", ".join(p.stem for p in runbook_files([default_runbooks_dir()])) or "none"
-        echo(f"unknown runbook {name!r}; known: {known}", stderr)
-        return 2
+        directory = default_runbooks_dir()
+        installed = runbook_files([directory]) if directory.is_dir() else []
+        known = ", ".join(p.stem for p in installed) or f"none in {_relative(directory)}"
+        raise UsageExit(f"hokusai runbook show: unknown runbook {name!r}; known: {known}")
     try:
         runbook = load_runbook(path)
     except RunbookError as exc:
-        echo(str(exc), stderr)
-        return 2
+        raise UsageExit(f"hokusai runbook show: {exc}") from None
     echo(describe(runbook), stdout)
     return 0
 

@@ -409,7 +409,13 @@ class _RedactedRow(dict[str, Any]):
 def _store_error(exc: sqlite3.Error) -> StoreError:
     """A sentence for a person, never the exception's class name; ``reason`` the short cause."""
     text = str(exc).lower()
-    if "locked" in text or "busy" in text:
+    if "password authentication failed" in text:
+        reason = "the database server refused the password"
+        message = f"the incident log's database server refused the login ({exc})"
+    elif "connection" in text and ("failed" in text or "refused" in text or "timeout" in text):
+        reason = "cannot reach the database server"
+        message = f"the incident log's database server cannot be reached ({exc})"
+    elif "locked" in text or "busy" in text:
         reason = "database is locked"
         message = "the incident log is busy (database is locked); try again in a moment"
     elif "full" in text:
@@ -432,7 +438,10 @@ def _store_error(exc: sqlite3.Error) -> StoreError:
     else:
         reason = str(exc)
         message = f"the incident log failed: {exc}"
-    metrics.ERRORS.labels("store", metrics.error_kind(reason)).inc()
+    known = reason != str(exc)  # a label is a closed set: unknown errors count by their type
+    metrics.ERRORS.labels(
+        "store", metrics.error_kind(reason if known else type(exc).__name__)
+    ).inc()
     return StoreError(message, reason=reason)
 
 

@@ -191,7 +191,7 @@ def default_runbooks_dir() -> Path:
     override = os.environ.get(RUNBOOKS_ENV)
     if override:
         return Path(override)
-    beside = Path(__file__).resolve().parent.parent / "runbooks"
+    beside = Path(__file__).resolve().parents[2] / "runbooks"  # the repository, beside bot/
     return beside if beside.is_dir() else Path.cwd() / "runbooks"
 
 

@@ -14,7 +14,7 @@ _PLACEHOLDER = "https://REPLACE_ME/slack/events"
 
 def manifest_path() -> Path:
     """manifest.yml at the repository root (installed in editable mode) or in the package."""
-    for candidate in (Path(__file__).resolve().parent.parent, Path.cwd()):
+    for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
         if (candidate / "manifest.yml").exists():
             return candidate / "manifest.yml"
     raise FileNotFoundError("manifest.yml not found beside the bot package or here")
