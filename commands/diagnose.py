@@ -20,7 +20,7 @@ from bot.diagnosis.render import detail_chunks, lead_outcome, progress_blocks, r
 from bot.errors import HokusaiError
 from bot.offload import offload
 from bot.slack.access import AccessRefused, channel_refusal
-from bot.slack.commanding import CommandRequest, Reply, UsageError, pop_options
+from bot.slack.commanding import CommandRequest, Reply, UsageError, not_a_member, pop_options
 
 if TYPE_CHECKING:
     from bot.slack.run_queue import RunQueue, Ticket
@@ -75,10 +75,7 @@ async def handle(args: DiagnoseArgs, req: CommandRequest, services: Services) ->
         await progress.start()
     except SlackApiError as exc:
         queue.abandon(ticket)
-        return Reply(
-            f":warning: I can't post in this channel ({exc.response.get('error')}). "
-            "Invite me with `/invite @hokusai` and try again."
-        )
+        return Reply(f":warning: {not_a_member(str(exc.response.get('error')))}")
     work = await services.in_flight.begin(
         KIND,
         channel=req.channel_id,

@@ -125,10 +125,7 @@ async def start_walkthrough(
     try:
         ts = await services.outbound.post(channel, text, blocks)
     except SlackApiError as exc:
-        return Reply(
-            f":warning: I can't post in this channel ({exc.response.get('error')}). "
-            "Invite me with `/invite @hokusai` and try again."
-        )
+        return Reply(f":warning: {not_a_member(str(exc.response.get('error')))}")
     saved = await asyncio.to_thread(_save_message_ts, services, record, posted, user, ts)
     if not saved:  # someone clicked within milliseconds of the post: the click's update wins
         log.info("walkthrough %s moved before its message ts was stored", record.id)
