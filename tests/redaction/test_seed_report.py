@@ -15,7 +15,7 @@ PLACEHOLDER = "hk_live_<redacted>"
 
 def seed_report() -> Path:
     """The outage report this project started from, as the repository keeps it (docs/)."""
-    return REPO / "docs" / "seed-incident.md"
+    return REPO / "docs" / "seed-outage-report.md"
 
 
 def test_seed_report_loses_its_key_and_nothing_else() -> None:
