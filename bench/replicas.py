@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from bot.incident.store import IncidentStore  # noqa: E402
 from bot.sandbox import fakes, signing  # noqa: E402
 from bot.sandbox.postgres import PostgresServer  # noqa: E402
+from bot.sandbox.processes import start_serve, stop  # noqa: E402
 from bot.sandbox.slack import SlackStandIn  # noqa: E402
 from bot.sandbox.world import Sandbox  # noqa: E402
 
@@ -51,35 +52,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
-def start_replica(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[str], str]:
+def replica(env: dict[str, str], workdir: Path) -> tuple[subprocess.Popen[str], str]:
+    """One `hokusai serve` in its own working directory, as on its own host."""
     workdir.mkdir(parents=True, exist_ok=True)
-    log = workdir / "serve.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
-            env={**env, "PYTHONUNBUFFERED": "1"},
-            cwd=workdir,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    deadline = time.monotonic() + 60
-    while "listening on" not in log.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("hokusai serve did not start:\n" + log.read_text()[-2000:])
-        time.sleep(0.05)
-    line = next(x for x in log.read_text().splitlines() if "listening on" in x)
-    return proc, line.split("listening on ", 1)[1].strip()
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
+    return start_serve(env, workdir / "serve.log", cwd=workdir)
 
 
 def post(url: str, request: signing.SignedRequest) -> float:
@@ -98,7 +74,7 @@ def run_engine(
     channel = CHANNELS[name]
     slack.add_channel(*channel)
     env = {**base_env, "HOKUSAI_DB": database}
-    replicas = [start_replica(env, work / f"{name}-{side}") for side in ("a", "b")]
+    replicas = [replica(env, work / f"{name}-{side}") for side in ("a", "b")]
     urls = [url for _, url in replicas]
     slack.clear()
     try:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
-from pathlib import Path
+
+from bot.sandbox.processes import start_serve, stop
+
+__all__ = ["run_cli", "start_serve", "stop"]
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -17,35 +19,3 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
         text=True,
         timeout=60,
     )
-
-
-def start_serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[str], str]:
-    """`hokusai serve --port 0` on loopback; returns the process and its events URL.
-
-    Its output goes to a file, not a pipe: nobody reads it while the tests run.
-    """
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
-            env={**env, "PYTHONUNBUFFERED": "1"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    deadline = time.monotonic() + 60
-    while "listening on" not in log.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop(proc)
-            raise AssertionError("hokusai serve did not start: " + log.read_text())
-        time.sleep(0.05)
-    line = next(x for x in log.read_text().splitlines() if "listening on" in x)
-    return proc, line.split("listening on ", 1)[1].strip()
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
