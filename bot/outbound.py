@@ -30,6 +30,7 @@ from bot.diagnosis.render import protect_wildcards
 from bot.mrkdwn import neutralise, plain
 from bot.offload import offload
 from bot.redaction import RedactingFilter, Redactor, default_redactor
+from bot.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +309,7 @@ class Outbound:
         if clean_blocks:
             body["blocks"] = clean_blocks
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=10)
+            self._http = httpx.AsyncClient(timeout=10, verify=client_context())
         resp = await self._http.post(response_url, json=body)
         if resp.status_code >= 400:
             log.warning("response_url post answered %s", resp.status_code)

@@ -20,6 +20,7 @@ import time
 from typing import IO, Any
 
 from bot.cli.common import EXIT_OK, EXIT_PROBLEM, UsageExit, config_or_exit, echo
+from bot.tls import client_context
 from bot.watch.limits import DEFAULT_LIMITS, DurationError, WatchLimits, parse_duration
 
 
@@ -97,7 +98,9 @@ async def _watch(
     from bot.watch.reads import TickReads
 
     aws = TickReads(AwsCaller(read_only_session(env.region)), ttl=max(every / 2, 0.05))
-    async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False) as http:
+    async with httpx.AsyncClient(
+        timeout=HTTP_TIMEOUT, follow_redirects=False, verify=client_context()
+    ) as http:
         runner = Runner(env, aws=aws, http=http)  # type: ignore[arg-type]
         check_ids = select_instances(runner, scopes)
         engine = WatchEngine(

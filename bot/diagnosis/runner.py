@@ -63,6 +63,7 @@ from bot.diagnosis.verdict import build_verdict
 from bot.errors import HokusaiError
 from bot.offload import offload
 from bot.redaction import default_redactor
+from bot.tls import client_context
 
 if TYPE_CHECKING:
     from bot.config import Environment
@@ -279,7 +280,9 @@ class Runner:
             read_only_session(self.env.region, allowed=allowed_actions(self.checks.values()))
         )
         own_http = self.http is None
-        http = self.http or httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+        http = self.http or httpx.AsyncClient(
+            timeout=HTTP_TIMEOUT, follow_redirects=False, verify=client_context()
+        )
         hook = self._latency_hook() if self.http_latency else None
         if hook:
             http.event_hooks["request"].append(hook)

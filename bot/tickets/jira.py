@@ -24,6 +24,7 @@ from bot.tickets.base import (
     transport_error,
     with_retries,
 )
+from bot.tls import client_context
 
 # A project key (a letter, then letters, digits or _) and the number.
 PROJECT_KEY = re.compile(r"^[A-Z][A-Z0-9_]{0,254}$")
@@ -138,7 +139,9 @@ class JiraProvider:
         self, method: str, path: str, what: str, *, json: Any = None, params: Any = None
     ) -> dict[str, Any]:
         try:
-            async with httpx.AsyncClient(timeout=self.timeout, auth=self._auth) as client:
+            async with httpx.AsyncClient(
+                timeout=self.timeout, auth=self._auth, verify=client_context()
+            ) as client:
                 response = await client.request(
                     method,
                     f"{self.base_url}{path}",

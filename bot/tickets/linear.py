@@ -27,6 +27,7 @@ from bot.tickets.base import (
     transport_error,
     with_retries,
 )
+from bot.tls import client_context
 
 # An issue identifier (team key, number: ``ENG-123``) or an issue's UUID.
 ISSUE_IDENTIFIER = re.compile(r"^[A-Z][A-Z0-9_]{0,9}-[1-9][0-9]{0,9}$")
@@ -89,7 +90,7 @@ class LinearProvider:
         idempotent = not query.lstrip().startswith("mutation")
         headers = {"Authorization": self._api_key, "Content-Type": "application/json"}
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with httpx.AsyncClient(timeout=self.timeout, verify=client_context()) as client:
                 response = await client.post(
                     self.url, json={"query": query, "variables": variables}, headers=headers
                 )

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from bot.diagnosis.runner import HTTP_TIMEOUT, Runner
+from bot.tls import client_context
 from bot.watch.engine import WatchEngine
 from bot.watch.limits import DEFAULT_LIMITS, WatchLimits, format_duration
 from bot.watch.model import ANNOUNCED, RECOVERED, WATCHING, CheckTrack, Headline
@@ -197,7 +198,9 @@ class WatchSupervisor:
         if given is not None:
             return given
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
+            self._http = httpx.AsyncClient(
+                timeout=HTTP_TIMEOUT, follow_redirects=False, verify=client_context()
+            )
         return self._http
 
 
