@@ -87,7 +87,7 @@ async def handle(args: DiagnoseArgs, req: CommandRequest, services: Services) ->
         async with queue.running(ticket):
             await progress.begin()
             try:
-                report = await runner.run(args.scopes, on_outcome=progress.add)
+                report = await services.run_checks(runner, args.scopes, progress.add)
             finally:
                 await progress.stop()
             if args.scopes:

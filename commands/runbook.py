@@ -448,7 +448,7 @@ async def _results(services: Services, env_name: str | None, scopes: list[str]) 
 
     try:
         env = services.environment(env_name)
-        report = await services.runner(env).run(scopes)
+        report = await services.run_checks(services.runner(env), scopes)
     except (UsageError, UnknownScope) as exc:
         return [CheckLine(id="runbook", status="error", summary=str(exc)[:300])]
     except Exception as exc:  # the step must not stay "running" forever

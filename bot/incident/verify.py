@@ -89,7 +89,7 @@ async def rerun_checks(
     override = services.overrides.get("rerun")
     if override is not None:
         return await override(check_ids)
-    return await services.runner(environment).run(check_ids)
+    return await services.run_checks(services.runner(environment), check_ids)
 
 
 def classify(report: Any, wanted: list[str]) -> Recheck:

@@ -108,6 +108,21 @@ class Services:
             checks=checks,
         )
 
+    async def run_checks(
+        self, runner: Runner, scopes: Any = (), on_outcome: Callable[[Any], None] | None = None
+    ) -> Any:
+        """``runner.run(scopes)`` on the side loop, so its probes never hold up an ack;
+        ``on_outcome`` (a plain function) is called back on this loop as checks finish.
+
+        A runner given an HTTP client (tests, the sandbox) runs here: the client belongs to
+        this loop.
+        """
+        from bot.offload import on_side_loop, relay
+
+        if runner.http is not None:
+            return await runner.run(scopes, on_outcome=on_outcome)
+        return await on_side_loop(runner.run(scopes, on_outcome=relay(on_outcome)))
+
     def aws_caller(self, region: str, checks: dict[str, Any] | None = None) -> AwsCaller:
         """One read-only AWS caller per region (and allow list) for the whole process: its
         clients (a few MB each) and threads serve every run instead of being built per run."""

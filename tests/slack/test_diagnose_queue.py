@@ -126,3 +126,32 @@ async def test_the_queue_keeps_arrival_order_and_survives_a_cancelled_waiter():
     await later
     assert order == ["first", "third"]
     assert queue.active == 0 and queue.waiting == 0
+
+
+def test_checks_that_keep_their_loop_busy_do_not_hold_up_an_ack(bot_env, slack, slack_secrets):
+    """A diagnose's checks run on their own event loop: while one of them holds its loop (here
+    outright, until the test lets go; in life, dozens of probes parsing answers), /hokusai help
+    is still answered, and the diagnose still finishes once the check does."""
+    release, holding = threading.Event(), threading.Event()
+
+    async def hogs(ctx) -> CheckResult:
+        holding.set()
+        release.wait(30)  # blocks the loop the check runs on, as busy probes would
+        return CheckResult.passed("registry.hokus.ai resolves")
+
+    checks = {"dns.hogs": Check("dns.hogs", "dns", "holds its loop", hogs, timeout=40)}
+    secret = slack_secrets["signing_secret"]
+    with BotServer(build_app(load_settings(), checks=checks)) as server:
+        try:
+            _diagnose(server, secret, slack, "hog")
+            assert holding.wait(15), "the check never started"
+            helped = signing.slash_command(secret, "help")
+            answer = httpx.post(
+                server.events_url, content=helped.body, headers=helped.headers, timeout=10
+            )
+            assert answer.is_success and "first failing hop" in answer.json()["text"]
+        finally:
+            release.set()
+        server.drain(30)
+    (message,) = slack.messages(DEFAULT_CHANNEL_ID)
+    assert not message["text"].startswith(("Queued", "Diagnosing")), message["text"]
