@@ -201,14 +201,23 @@ def _proc_status(pid: int) -> dict[str, int]:
     }
 
 
-async def _help_every(url: str, secret: str, stop: asyncio.Event, timings: list[float]) -> None:
-    """``/hokusai help`` every HELP_EVERY seconds until ``stop``; each ack's latency."""
+async def _help_every(
+    url: str,
+    secret: str,
+    stop: asyncio.Event,
+    timings: list[float],
+    sent_at: list[float] | None = None,
+) -> None:
+    """``/hokusai help`` every HELP_EVERY seconds until ``stop``; each ack's latency (and,
+    with ``sent_at``, when each was sent, on the ``time.perf_counter`` clock)."""
     async with httpx.AsyncClient(timeout=30) as client:
         while not stop.is_set():
             req = signing.slash_command(secret, "help")
             start = time.perf_counter()
             resp = await client.post(url, content=req.body, headers=req.headers)
             timings.append((time.perf_counter() - start) * 1000)
+            if sent_at is not None:
+                sent_at.append(start)
             assert resp.status_code == 200, resp.status_code
             try:
                 await asyncio.wait_for(stop.wait(), HELP_EVERY)
@@ -238,8 +247,10 @@ async def _burst(url: str, secret: str, slack: SlackStandIn, pid: int, n: int) -
     before = _proc_status(pid)
     stop = asyncio.Event()
     during: list[float] = []
-    helper = asyncio.create_task(_help_every(url, secret, stop, during))
+    sent_at: list[float] = []
+    helper = asyncio.create_task(_help_every(url, secret, stop, during, sent_at))
     peak_threads = 0
+    await asyncio.sleep(HELP_EVERY * 2)  # the helps are already flowing when the burst lands
     start = time.perf_counter()
     acks = await _concurrent(url, secret, "diagnose", n)
     deadline = time.monotonic() + 900
@@ -257,6 +268,7 @@ async def _burst(url: str, secret: str, slack: SlackStandIn, pid: int, n: int) -
     return {
         "quiet": quiet,
         "during": during,
+        "during_at": [t - start for t in sent_at],
         "acks": acks,
         "took": took,
         "posted": posted,
@@ -311,6 +323,8 @@ def burst_main(n: int) -> int:
         finally:
             proc.terminate()
             proc.wait(30)
+        if os.environ.get("BENCH_KEEP_LOG"):
+            Path(os.environ["BENCH_KEEP_LOG"]).write_text(log.read_text())
         errors = [x for x in log.read_text().splitlines() if "Traceback" in x or " ERROR " in x]
 
     quiet, during, acks = result["quiet"], result["during"], result["acks"]
@@ -323,6 +337,11 @@ def burst_main(n: int) -> int:
         f"help p99 during the burst: {p99:.0f} ms (goal <= 500: "
         f"{'ok' if p99 <= 500 else 'OVER GOAL'}); ratio to quiet p99 {quiet_p99:.0f} ms: "
         f"{ratio:.2f} (goal <= 3: {'ok' if ratio <= 3 else 'OVER GOAL'})"
+    )
+    slowest = max(range(len(during)), key=during.__getitem__)
+    print(
+        f"slowest help during the burst: {during[slowest]:.0f} ms, sent "
+        f"{result['during_at'][slowest]:+.2f} s from the moment the {n} diagnoses were sent"
     )
     worst = max(max(acks), max(during), max(quiet))
     print(

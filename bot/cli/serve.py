@@ -112,9 +112,10 @@ def cmd_socket(args: argparse.Namespace, **_: Any) -> int:
         from slack_sdk.errors import SlackApiError
 
         from bot.outbound import FATAL_TOKEN_ERRORS
-        from bot.slack.server import start_scheduler
+        from bot.slack.server import settle_process, start_scheduler
 
         await _tokens_or_exit(app, settings, app_token=True)
+        settle_process()
         handler = AsyncSocketModeHandler(
             app, settings.slack_app_token.get_secret_value(), ping_interval=SOCKET_PING_INTERVAL
         )
