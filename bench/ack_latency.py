@@ -12,6 +12,8 @@ and its peak thread count, and how many messages were left unfinished (goal: non
 
     .venv/bin/python bench/ack_latency.py [--n 200]
     .venv/bin/python bench/ack_latency.py --burst [--diagnoses 50]
+
+``BENCH_KEEP_LOG=/tmp/serve.log`` keeps the serve process's log of the burst case.
 """
 
 from __future__ import annotations
