@@ -6,6 +6,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from bot.diagnosis.aws_cache import gather_bounded
 from bot.diagnosis.checks.base import CheckContext, CheckResult, Classification, check
 
 
@@ -93,13 +94,15 @@ async def configured_load_balancers(ctx: CheckContext) -> list[dict[str, Any]]:
 
     A missing one is left out: ``edge.load-balancer`` is the check that reports it.
     """
-    found: list[dict[str, Any]] = []
-    for name in ctx.env.load_balancers:
+
+    async def one(name: str) -> list[dict[str, Any]]:
         try:
             resp = await ctx.aws("elbv2", "describe_load_balancers", Names=[name])
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "LoadBalancerNotFound":
-                continue
+                return []
             raise
-        found.extend(resp.get("LoadBalancers", []))
-    return found
+        return list(resp.get("LoadBalancers", []))
+
+    answers = await gather_bounded(one(name) for name in ctx.env.load_balancers)
+    return [lb for found in answers for lb in found]

@@ -7,6 +7,7 @@ port; every non-MLflow service -> MLflow's port; MLflow -> the RDS endpoint's po
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -98,21 +99,28 @@ async def _load_balancer_groups(ctx: CheckContext) -> dict[str, list[str]]:
 
 
 async def _paths(ctx: CheckContext) -> tuple[list[NetworkPath], list[str]]:
-    """The hops to check, and notes on those that could not be worked out."""
+    """The hops to check, and notes on those that could not be worked out.
+
+    Independent reads go together (load balancers with services; target groups with the
+    database): the chain of AWS round trips is what a large account would otherwise lengthen.
+    """
     notes: list[str] = []
-    lb_groups = await _load_balancer_groups(ctx)
-    services: dict[str, dict[str, Any]] = {}
     specs = ctx.env.ecs.services if ctx.env.ecs else []
-    if specs:
-        resp = await ctx.aws(
+
+    async def describe_services() -> dict[str, Any]:
+        if not specs:
+            return {}
+        return await ctx.aws(
             "ecs",
             "describe_services",
             cluster=ctx.env.ecs.cluster,
             services=[s.name for s in specs],
         )
-        services = {
-            s["serviceName"]: s for s in resp.get("services", []) if s.get("status") != "INACTIVE"
-        }
+
+    lb_groups, resp = await asyncio.gather(_load_balancer_groups(ctx), describe_services())
+    services: dict[str, dict[str, Any]] = {
+        s["serviceName"]: s for s in resp.get("services", []) if s.get("status") != "INACTIVE"
+    }
     groups_of: dict[str, tuple[str, ...]] = {}
     subnets_of: dict[str, tuple[str, ...]] = {}
     for spec in specs:
@@ -123,19 +131,35 @@ async def _paths(ctx: CheckContext) -> tuple[list[NetworkPath], list[str]]:
         vpc = (svc.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}
         groups_of[spec.name] = tuple(vpc.get("securityGroups", []))
         subnets_of[spec.name] = tuple(vpc.get("subnets", []))
-    paths: list[NetworkPath] = []
-    for spec in specs:
-        svc = services.get(spec.name)
-        if svc is None or not groups_of.get(spec.name):
-            continue
+    mlflow = next((s for s in specs if s.is_mlflow and groups_of.get(s.name)), None)
+
+    async def load_balancers_of(spec: Any) -> set[str]:
+        svc = services.get(spec.name) or {}
         tg_arns = [
             lb["targetGroupArn"] for lb in svc.get("loadBalancers", []) if "targetGroupArn" in lb
         ]
-        lbs: set[str] = set()
-        if tg_arns:
-            tgs = await ctx.aws("elbv2", "describe_target_groups", TargetGroupArns=tg_arns)
-            for tg in tgs.get("TargetGroups", []):
-                lbs.update(tg.get("LoadBalancerArns", []))
+        if not tg_arns or not groups_of.get(spec.name):
+            return set()
+        tgs = await ctx.aws("elbv2", "describe_target_groups", TargetGroupArns=tg_arns)
+        return {arn for tg in tgs.get("TargetGroups", []) for arn in tg.get("LoadBalancerArns", [])}
+
+    async def database() -> dict[str, Any] | None:
+        if not (mlflow and ctx.env.database):
+            return None
+        try:
+            db = await ctx.aws(
+                "rds", "describe_db_instances", DBInstanceIdentifier=ctx.env.database.rds_instance
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "DBInstanceNotFound":
+                raise
+            notes.append(f"RDS {ctx.env.database.rds_instance} not found (see data.rds)")
+            return None
+        return db["DBInstances"][0]
+
+    *lbs_of, instance = await asyncio.gather(*(load_balancers_of(s) for s in specs), database())
+    paths: list[NetworkPath] = []
+    for spec, lbs in zip(specs, lbs_of, strict=True):
         for lb_arn in sorted(lbs):
             if lb_arn not in lb_groups:
                 continue
@@ -150,7 +174,6 @@ async def _paths(ctx: CheckContext) -> tuple[list[NetworkPath], list[str]]:
                     subnets_of[spec.name],
                 )
             )
-    mlflow = next((s for s in specs if s.is_mlflow and groups_of.get(s.name)), None)
     if mlflow:
         for spec in specs:
             if spec is not mlflow and groups_of.get(spec.name):
@@ -164,38 +187,27 @@ async def _paths(ctx: CheckContext) -> tuple[list[NetworkPath], list[str]]:
                         subnets_of[mlflow.name],
                     )
                 )
-        if ctx.env.database:
-            try:
-                db = await ctx.aws(
-                    "rds",
-                    "describe_db_instances",
-                    DBInstanceIdentifier=ctx.env.database.rds_instance,
+        if ctx.env.database and instance is not None:
+            db_groups = tuple(
+                g["VpcSecurityGroupId"] for g in instance.get("VpcSecurityGroups", [])
+            )
+            db_port = int(
+                ctx.env.database.port or (instance.get("Endpoint") or {}).get("Port") or 5432
+            )
+            subnets = tuple(
+                s["SubnetIdentifier"]
+                for s in (instance.get("DBSubnetGroup") or {}).get("Subnets", [])
+            )
+            paths.append(
+                NetworkPath(
+                    mlflow.name,
+                    groups_of[mlflow.name],
+                    f"RDS {ctx.env.database.rds_instance}",
+                    db_groups,
+                    db_port,
+                    subnets,
                 )
-                instance = db["DBInstances"][0]
-                db_groups = tuple(
-                    g["VpcSecurityGroupId"] for g in instance.get("VpcSecurityGroups", [])
-                )
-                db_port = int(
-                    ctx.env.database.port or (instance.get("Endpoint") or {}).get("Port") or 5432
-                )
-                subnets = tuple(
-                    s["SubnetIdentifier"]
-                    for s in (instance.get("DBSubnetGroup") or {}).get("Subnets", [])
-                )
-                paths.append(
-                    NetworkPath(
-                        mlflow.name,
-                        groups_of[mlflow.name],
-                        f"RDS {ctx.env.database.rds_instance}",
-                        db_groups,
-                        db_port,
-                        subnets,
-                    )
-                )
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "DBInstanceNotFound":
-                    raise
-                notes.append(f"RDS {ctx.env.database.rds_instance} not found (see data.rds)")
+            )
     return paths, notes
 
 
@@ -222,20 +234,21 @@ async def security_groups(ctx: CheckContext) -> CheckResult:
     if not paths:
         return CheckResult.skipped("no network paths could be worked out", notes=notes)
     ids = sorted({g for p in paths for g in (*p.source_groups, *p.dest_groups)})
-    groups = {
-        g["GroupId"]: g
-        for g in (await ctx.aws("ec2", "describe_security_groups", GroupIds=ids)).get(
-            "SecurityGroups", []
-        )
-    }
-    vpc_ids = sorted({g["VpcId"] for g in groups.values() if g.get("VpcId")})
-    vpc_cidrs: list[ipaddress.IPv4Network] = []
-    if vpc_ids:
-        for vpc in (await ctx.aws("ec2", "describe_vpcs", VpcIds=vpc_ids)).get("Vpcs", []):
-            for assoc in vpc.get("CidrBlockAssociationSet", []) or [
-                {"CidrBlock": vpc["CidrBlock"]}
-            ]:
-                vpc_cidrs.append(ipaddress.ip_network(assoc["CidrBlock"], strict=False))
+
+    async def groups_and_vpcs() -> tuple[dict[str, Any], list[ipaddress.IPv4Network]]:
+        answer = await ctx.aws("ec2", "describe_security_groups", GroupIds=ids)
+        groups = {g["GroupId"]: g for g in answer.get("SecurityGroups", [])}
+        vpc_ids = sorted({g["VpcId"] for g in groups.values() if g.get("VpcId")})
+        cidrs: list[ipaddress.IPv4Network] = []
+        if vpc_ids:
+            for vpc in (await ctx.aws("ec2", "describe_vpcs", VpcIds=vpc_ids)).get("Vpcs", []):
+                for assoc in vpc.get("CidrBlockAssociationSet", []) or [
+                    {"CidrBlock": vpc["CidrBlock"]}
+                ]:
+                    cidrs.append(ipaddress.ip_network(assoc["CidrBlock"], strict=False))
+        return groups, cidrs
+
+    (groups, vpc_cidrs), acls = await asyncio.gather(groups_and_vpcs(), _network_acls(ctx, paths))
     results, blocked = [], []
     for path in paths:
         inbound = any(
@@ -265,7 +278,7 @@ async def security_groups(ctx: CheckContext) -> CheckResult:
         results.append(row)
         if not (inbound and outbound):
             blocked.append(row)
-    acl_warnings = await _nacl_warnings(ctx, paths, vpc_cidrs)
+    acl_warnings = _nacl_warnings(acls, paths, vpc_cidrs)
     evidence = {"paths": results, "network_acls": acl_warnings, "notes": notes}
     if blocked:
         first = blocked[0]
@@ -299,19 +312,24 @@ async def security_groups(ctx: CheckContext) -> CheckResult:
     )
 
 
-async def _nacl_warnings(
-    ctx: CheckContext, paths: list[NetworkPath], vpc_cidrs: list[ipaddress.IPv4Network]
-) -> list[dict[str, Any]]:
+async def _network_acls(ctx: CheckContext, paths: list[NetworkPath]) -> list[dict[str, Any]]:
+    """The network ACLs of the subnets the paths lead into (read while the groups are)."""
     subnets = sorted({s for p in paths for s in p.dest_subnets})
-    if not subnets or not vpc_cidrs:
+    if not subnets:
         return []
-    acls = (
-        await ctx.aws(
-            "ec2",
-            "describe_network_acls",
-            Filters=[{"Name": "association.subnet-id", "Values": subnets}],
-        )
-    ).get("NetworkAcls", [])
+    answer = await ctx.aws(
+        "ec2",
+        "describe_network_acls",
+        Filters=[{"Name": "association.subnet-id", "Values": subnets}],
+    )
+    return list(answer.get("NetworkAcls", []))
+
+
+def _nacl_warnings(
+    acls: list[dict[str, Any]], paths: list[NetworkPath], vpc_cidrs: list[ipaddress.IPv4Network]
+) -> list[dict[str, Any]]:
+    if not acls or not vpc_cidrs:
+        return []
     by_subnet = {
         a["SubnetId"]: acl for acl in acls for a in acl.get("Associations", []) if "SubnetId" in a
     }
