@@ -61,7 +61,7 @@ def _service(sandbox: Sandbox, mlflow: bool) -> str:
 
 def _fix_catch_all(sandbox: Sandbox) -> str:
     elbv2 = _elbv2(sandbox)
-    rules = elbv2.describe_rules(ListenerArn=_listener(sandbox))["Rules"]
+    rules = elbv2.describe_rules(ListenerArn=_listener(sandbox), PageSize=400)["Rules"]
     broad = [r for r in rules if r["Priority"] == CATCH_ALL_PRIORITY]
     for rule in broad:
         elbv2.delete_rule(RuleArn=rule["RuleArn"])

@@ -915,7 +915,9 @@ def _serving_load_balancer(elbv2: Any, lbs: list[dict[str, Any]], env: Environme
         for listener in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])[
             "Listeners"
         ]:
-            for rule in elbv2.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]:
+            for rule in elbv2.describe_rules(ListenerArn=listener["ListenerArn"], PageSize=400)[
+                "Rules"
+            ]:
                 for cond in rule.get("Conditions", []):
                     values = cond.get("Values") or cond.get("PathPatternConfig", {}).get(
                         "Values", []

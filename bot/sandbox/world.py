@@ -218,7 +218,7 @@ class EdgeRouter:
             rules: list[ListenerRule] = []
             if listener:
                 try:
-                    raw = self._elbv2.describe_rules(ListenerArn=listener)["Rules"]
+                    raw = self._elbv2.describe_rules(ListenerArn=listener, PageSize=400)["Rules"]
                     rules = sort_rules([ListenerRule.from_api(r) for r in raw])
                 except self._elbv2.exceptions.ListenerNotFoundException:
                     rules = []

@@ -122,11 +122,18 @@ def normalise_dns_name(name: str) -> str:
     return name.removeprefix("dualstack.")
 
 
+# The most ELBv2's Describe* calls return at once (the default page is far smaller): a region's
+# load balancers, or a listener's rules up to its limit of 100, in one round trip.
+ELBV2_PAGE = 400
+
+
 async def all_load_balancers(ctx: CheckContext) -> list[dict[str, Any]]:
     """Every load balancer in the region (configured names may not exist: no ``Names``)."""
     found, marker = [], None
     while True:
-        params = {"Marker": marker} if marker else {}
+        params: dict[str, Any] = {"PageSize": ELBV2_PAGE}
+        if marker:
+            params["Marker"] = marker
         page = await ctx.aws("elbv2", "describe_load_balancers", **params)
         found.extend(page.get("LoadBalancers", []))
         marker = page.get("NextMarker")

@@ -26,7 +26,7 @@ from bot.diagnosis.checks.base import (
     Status,
     check,
 )
-from bot.diagnosis.checks.dns import all_load_balancers
+from bot.diagnosis.checks.dns import ELBV2_PAGE, all_load_balancers
 
 _TERMINAL = ("forward", "fixed-response", "redirect")
 _UNFINISHED = (Status.ERROR, Status.TIMEOUT)
@@ -306,7 +306,9 @@ async def _listeners(ctx: CheckContext, lb: _LoadBalancerRef) -> dict[int, str]:
 async def _rules(ctx: CheckContext, listener_arn: str) -> list[ListenerRule]:
     found, marker = [], None
     while True:
-        params = {"Marker": marker} if marker else {}
+        params: dict[str, Any] = {"PageSize": ELBV2_PAGE}
+        if marker:
+            params["Marker"] = marker
         page = await ctx.aws("elbv2", "describe_rules", ListenerArn=listener_arn, **params)
         found.extend(ListenerRule.from_api(r) for r in page.get("Rules", []))
         marker = page.get("NextMarker")
