@@ -28,6 +28,9 @@ MAX_EVENTS = 2000
 MAX_CALLS = 8
 _FIRST_SLICE = 1 / 64  # of the window: the newest minute or so first
 _FILL = 0.7  # aim a slice at this share of a page, so a denser stretch still fits
+# ...or, nearer the budget, at this share of what it still wants: every event read is parsed
+# (botocore) and redacted, and what is past the budget is only trimmed again.
+_WANT = 1.3
 
 
 @dataclass
@@ -100,9 +103,11 @@ async def read_newest(
             return read
         read.read_from_ms = lo
         end = lo - 1
-        # Grow the next slice towards a page's worth at this density.
+        # Grow the next slice towards what the budget still wants (within a page) at this
+        # density.
         per_ms = len(events) / span
-        span = max(1, min(span * 8, int(page * _FILL / per_ms))) if per_ms else span * 8
+        wanted = min(page * _FILL, (max_events - len(read.events)) * _WANT)
+        span = max(1, min(span * 8, int(wanted / per_ms))) if per_ms else span * 8
     if len(read.events) > max_events:
         # Keep the budget: drop the oldest millisecond(s) read, so what is kept is still
         # everything from read_from_ms on.
