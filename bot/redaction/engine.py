@@ -271,9 +271,18 @@ _CUT_KINDS = (
 _CUT_CONTEXT = 256
 
 
+_SPACE = re.compile(r"\s")
+
+
 def _cut_key_span(text: str, end: int) -> Span | None:
     """The start of a key (or a URL's password) that ``text[:end]`` ends in, if any."""
-    m = _CUT_KEY.search(text, max(0, end - _CUT_CONTEXT), end)
+    floor = max(0, end - _CUT_CONTEXT)
+    # Every form _CUT_KEY finds is unbroken by whitespace and ends at ``end``: search only the
+    # run of non-space characters ending there (found backwards), not all 256 positions
+    # before it, each of which the end-anchored pattern would try in turn.
+    space = _SPACE.search(text[floor:end][::-1])
+    start = end - space.start() if space else floor
+    m = _CUT_KEY.search(text, start, end)
     if m is None:
         return None
     if m.group("userinfo"):
