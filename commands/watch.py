@@ -15,7 +15,13 @@ from datetime import timedelta
 from typing import Any
 
 from bot.slack.commanding import CommandRequest, Reply, UsageError, pop_options
-from bot.watch.limits import DEFAULT_LIMITS, DurationError, format_duration, parse_duration
+from bot.watch.limits import (
+    DEFAULT_LIMITS,
+    SLACK_OPTIONS,
+    DurationError,
+    format_duration,
+    parse_duration,
+)
 
 NAME = "watch"
 SUMMARY = "Watch the failing checks until they recover: one live message, flapping measured."
@@ -43,17 +49,18 @@ def parse(args: list[str]) -> WatchArgs:
     for scope in scopes:
         if "=" in scope:
             raise UsageError(f"`{scope}`: the options are `every=`, `for=` and `env=`")
+    names = SLACK_OPTIONS
     try:
-        every = parse_duration(options["every"]) if "every" in options else None
-        duration = parse_duration(options["for"]) if "for" in options else None
+        every = parse_duration(options["every"], names["every"]) if "every" in options else None
+        duration = parse_duration(options["for"], names["for"]) if "for" in options else None
     except DurationError as exc:
         raise UsageError(str(exc)) from None
     # The lower bound of `every` is checked when handled (the app's limits); these are fixed.
     limits = DEFAULT_LIMITS
     if every is not None and every > limits.max_every:
-        raise UsageError(f"`every` can be at most {format_duration(limits.max_every)}")
+        raise UsageError(f"{names['every']} can be at most {format_duration(limits.max_every)}")
     if duration is not None and duration > limits.max_for:
-        raise UsageError(f"`for` can be at most {format_duration(limits.max_for)}")
+        raise UsageError(f"{names['for']} can be at most {format_duration(limits.max_for)}")
     return WatchArgs(scopes, every=every, duration=duration, env=options.get("env"))
 
 

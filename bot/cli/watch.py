@@ -21,7 +21,13 @@ from typing import IO, Any
 
 from bot.cli.common import EXIT_OK, EXIT_PROBLEM, UsageExit, config_or_exit, echo
 from bot.tls import client_context
-from bot.watch.limits import DEFAULT_LIMITS, DurationError, WatchLimits, parse_duration
+from bot.watch.limits import (
+    CLI_OPTIONS,
+    DEFAULT_LIMITS,
+    DurationError,
+    WatchLimits,
+    parse_duration,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -66,10 +72,10 @@ def main(
     logging.basicConfig(level=logging.ERROR)
     install_log_redaction()
     try:
-        every = parse_duration(str(args.every))
-        duration = parse_duration(str(args.duration))
-        limits.check_every(every)
-        limits.check_for(duration, every)
+        every = parse_duration(str(args.every), CLI_OPTIONS["every"])
+        duration = parse_duration(str(args.duration), CLI_OPTIONS["for"])
+        limits.check_every(every, CLI_OPTIONS)
+        limits.check_for(duration, every, CLI_OPTIONS)
     except DurationError as exc:
         raise UsageExit(f"hokusai watch: {_plain(str(exc))}") from None
     config = config_or_exit(args.config)

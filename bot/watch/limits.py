@@ -19,8 +19,14 @@ class DurationError(ValueError):
     """A duration that cannot be read; the message says what was typed."""
 
 
-def parse_duration(text: str) -> float:
-    """Seconds in ``30``, ``30s``, ``2m``, ``1h30m`` or ``1.5s``.
+# How each front end spells the options, for messages the person can act on as typed.
+SLACK_OPTIONS = {"every": "`every=`", "for": "`for=`"}
+CLI_OPTIONS = {"every": "--every", "for": "--for"}
+
+
+def parse_duration(text: str, option: str | None = None) -> float:
+    """Seconds in ``30``, ``30s``, ``2m``, ``1h30m`` or ``1.5s``; ``option`` is how the
+    person typed the option it came with (``every=``, ``--every``), named in the error.
 
     Raises:
         DurationError: anything else, or zero.
@@ -33,9 +39,11 @@ def parse_duration(text: str) -> float:
         total += float(match.group(1)) * _UNIT[match.group(2)]
         pos = match.end()
     if not value or pos != len(value):
+        if option:
+            raise DurationError(f"{option} takes a duration like 30s, 2m or 1h, not `{text}`")
         raise DurationError(f"`{text}` is not a duration (try 30s, 2m or 1h)")
     if total <= 0:
-        raise DurationError(f"`{text}` is not a positive duration")
+        raise DurationError(f"{option + ': ' if option else ''}`{text}` is not a positive duration")
     return total
 
 
@@ -86,19 +94,22 @@ class WatchLimits:
     ticket_every: float = 60.0
     updates_per_minute: int = 40
 
-    def check_every(self, seconds: float) -> None:
-        """Raise ``DurationError`` when ``seconds`` is outside the allowed interval."""
+    def check_every(self, seconds: float, names: dict[str, str] = SLACK_OPTIONS) -> None:
+        """Raise ``DurationError`` when ``seconds`` is outside the allowed interval; ``names``
+        spells the options as the person types them."""
         if not self.min_every <= seconds <= self.max_every:
             raise DurationError(
-                f"`every` must be between {format_duration(self.min_every)} and "
+                f"{names['every']} must be between {format_duration(self.min_every)} and "
                 f"{format_duration(self.max_every)}"
             )
 
-    def check_for(self, seconds: float, every: float) -> None:
+    def check_for(
+        self, seconds: float, every: float, names: dict[str, str] = SLACK_OPTIONS
+    ) -> None:
         if seconds > self.max_for:
-            raise DurationError(f"`for` can be at most {format_duration(self.max_for)}")
+            raise DurationError(f"{names['for']} can be at most {format_duration(self.max_for)}")
         if seconds < every:
-            raise DurationError("`for` must be at least one tick (`every`) long")
+            raise DurationError(f"{names['for']} must be at least one tick ({names['every']}) long")
 
     def lease_ttl(self, every: float) -> float:
         """How long one renewal of a watch's lease holds: a tick and a margin."""

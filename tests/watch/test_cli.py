@@ -54,5 +54,5 @@ def test_bad_usage_is_one_line_and_exit_2():
         timeout=60,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "hokusai watch: every must be between 10 s and 10 min"
+    assert proc.stderr.strip() == "hokusai watch: --every must be between 10 s and 10 min"
     assert proc.stdout == ""

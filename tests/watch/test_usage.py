@@ -20,11 +20,11 @@ def chat(tmp_path_factory):
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("watch every=5s", "`every` must be between 10 s and 10 min"),
-        ("watch every=11m", "`every` can be at most 10 min"),
-        ("watch for=4h", "`for` can be at most 3 h"),
-        ("watch every=1m for=30s", "`for` must be at least one tick (`every`) long"),
-        ("watch every=soon", "`soon` is not a duration (try 30s, 2m or 1h)"),
+        ("watch every=5s", "`every=` must be between 10 s and 10 min"),
+        ("watch every=11m", "`every=` can be at most 10 min"),
+        ("watch for=4h", "`for=` can be at most 3 h"),
+        ("watch every=1m for=30s", "`for=` must be at least one tick (`every=`) long"),
+        ("watch every=soon", "`every=` takes a duration like 30s, 2m or 1h, not `soon`"),
         ("watch routing verbose=yes", "`verbose=yes`: the options are `every=`, `for=` and `env=`"),
         ("watch stop now", "`watch stop` takes no arguments"),
         ("watch no-such-hop", "unknown scope 'no-such-hop'"),
