@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.sandbox import fakes, signing  # noqa: E402
+from bot.sandbox.processes import start_serve, stop  # noqa: E402
 from bot.sandbox.slack import SlackStandIn  # noqa: E402
 from bot.slack.server import BotServer  # noqa: E402
 
@@ -281,25 +281,6 @@ async def _burst(url: str, secret: str, slack: SlackStandIn, pid: int, n: int) -
     }
 
 
-def _start_serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", "0"],
-            env={**env, "PYTHONUNBUFFERED": "1"},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-    deadline = time.monotonic() + 120
-    while "listening on" not in log.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("hokusai serve did not start:\n" + log.read_text()[-2000:])
-        time.sleep(0.1)
-    line = next(x for x in log.read_text().splitlines() if "listening on" in x)
-    return proc, line.split("listening on ", 1)[1].strip()
-
-
 def burst_main(n: int) -> int:
     from bot.sandbox.world import Sandbox
 
@@ -319,12 +300,11 @@ def burst_main(n: int) -> int:
             "HOKUSAI_DB": str(Path(tmp) / "bench.db"),
         }
         log = Path(tmp) / "serve.log"
-        proc, url = _start_serve(env, log)
+        proc, url = start_serve(env, log, cwd=ROOT)
         try:
             result = asyncio.run(_burst(url, secret, slack, proc.pid, n))
         finally:
-            proc.terminate()
-            proc.wait(30)
+            stop(proc)
         if os.environ.get("BENCH_KEEP_LOG"):
             Path(os.environ["BENCH_KEEP_LOG"]).write_text(log.read_text())
         errors = [x for x in log.read_text().splitlines() if "Traceback" in x or " ERROR " in x]
