@@ -238,9 +238,17 @@ class Incident(_FromRow):
         return (self.resolved_at or now) - self.started_at
 
 
+def watch_actor(watch_id: int) -> str:
+    """``requested_by`` of the runs a watch records when it sees a change."""
+    return f"watch #{watch_id}"
+
+
+_BY_PEOPLE = "(requested_by IS NULL OR requested_by NOT LIKE 'watch #%')"
+
+
 @dataclass(frozen=True)
 class DiagnoseRun(_FromRow):
-    """One recorded ``/hokusai diagnose`` run."""
+    """One recorded ``/hokusai diagnose`` run (or the run a watch recorded at a change)."""
 
     id: int
     incident_id: int | None
@@ -980,6 +988,7 @@ class IncidentStore:
         requested_by: str | None = None,
         request_key: str | None = None,
         now: datetime | None = None,
+        on_timeline: bool = True,
     ) -> int:
         """Store one diagnose run and its findings atomically; returns the run's id.
 
@@ -989,7 +998,8 @@ class IncidentStore:
                 ``hint``, ``first_failure``, ``verdict``).
 
         A ``request_key`` seen before returns the run already recorded for it, so a Slack
-        retry never records the findings twice.
+        retry never records the findings twice. ``on_timeline=False`` leaves the timeline to
+        the caller (a watch writes its own line about the change the run showed).
         """
         recorded = to_ts(_now(now))
         first = run.get("first_failure") or {}
@@ -1044,7 +1054,7 @@ class IncidentStore:
                 run_id = self._insert(db, "diagnose_runs", run_row)
                 for row in finding_rows:
                     self._insert(db, "findings", _RedactedRow({"run_id": run_id, **row}))
-                if incident_id is not None:
+                if incident_id is not None and on_timeline:
                     self._timeline(
                         db,
                         incident_id,
@@ -1071,13 +1081,20 @@ class IncidentStore:
             raise StoreError(f"no diagnose run {run_id}")
         return DiagnoseRun.from_row(rows[0])
 
-    def runs(self, incident_id: int | None = None, *, limit: int = 10) -> list[DiagnoseRun]:
-        """Recent runs, newest first: of one incident, or across the log."""
+    def runs(
+        self, incident_id: int | None = None, *, limit: int = 10, people_only: bool = False
+    ) -> list[DiagnoseRun]:
+        """Recent runs, newest first: of one incident, or across the log; ``people_only``
+        leaves out the runs a watch recorded when it saw a change."""
+        where = _BY_PEOPLE if people_only else "1 = 1"
         if incident_id is None:
-            rows = self._rows("SELECT * FROM diagnose_runs ORDER BY id DESC LIMIT ?", [limit])
+            rows = self._rows(
+                f"SELECT * FROM diagnose_runs WHERE {where} ORDER BY id DESC LIMIT ?", [limit]
+            )
         else:
             rows = self._rows(
-                "SELECT * FROM diagnose_runs WHERE incident_id = ? ORDER BY id DESC LIMIT ?",
+                f"SELECT * FROM diagnose_runs WHERE incident_id = ? AND {where}"
+                " ORDER BY id DESC LIMIT ?",
                 [incident_id, limit],
             )
         return [DiagnoseRun.from_row(r) for r in rows]
@@ -1658,9 +1675,12 @@ class IncidentStore:
         return cursor.rowcount == 1
 
     def latest_run_in_channel(self, channel_id: str) -> DiagnoseRun | None:
-        """The newest diagnose run recorded from a channel."""
+        """The newest diagnose a person ran from a channel (a watch's runs are evidence of
+        a change, not a diagnose to follow)."""
         rows = self._rows(
-            "SELECT * FROM diagnose_runs WHERE channel = ? ORDER BY id DESC LIMIT 1", [channel_id]
+            f"SELECT * FROM diagnose_runs WHERE channel = ? AND {_BY_PEOPLE}"
+            " ORDER BY id DESC LIMIT 1",
+            [channel_id],
         )
         return DiagnoseRun.from_row(rows[0]) if rows else None
 

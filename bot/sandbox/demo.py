@@ -162,7 +162,7 @@ def _wait_for_watch(
 
 def _ticket_title(chat: Conversation) -> str:
     """What the responder would title the fix, from what the bot found."""
-    runs = chat.server.app.hokusai_services.store().runs(limit=1)
+    runs = chat.server.app.hokusai_services.store().runs(limit=1, people_only=True)
     if runs and runs[0].first_failure_id:
         hop = HOP_TITLES.get(runs[0].first_failure_layer or "", "the request path")
         return f"Fix {hop.lower()}: {runs[0].first_failure_id} fails"
@@ -195,7 +195,7 @@ def _print_channels(chat: Conversation, incident_channel: str, narrator: _Narrat
 def _verdict(chat: Conversation, narrator: _Narrator, scenario: str) -> int:
     """Print the verdict; 0 when the bot named the hop this scenario breaks, 1 otherwise."""
     store = chat.server.app.hokusai_services.store()
-    runs = store.runs(limit=1)
+    runs = store.runs(limit=1, people_only=True)
     if not runs:
         narrator.line("No diagnose run was recorded.")
         return 1

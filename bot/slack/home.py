@@ -40,7 +40,9 @@ def home_view(
         restricted = {
             i.id: sorted(set(incident_environments(store, i.id)) & hidden) for i in incidents
         }
-        runs = [r for r in store.runs(limit=MAX_RUNS * 3) if r.env not in hidden][:MAX_RUNS]
+        runs = [r for r in store.runs(limit=MAX_RUNS * 3, people_only=True) if r.env not in hidden][
+            :MAX_RUNS
+        ]
     if not incidents:
         blocks.append(_section("No open incidents. :sunny:"))
     for inc in incidents:

@@ -64,6 +64,7 @@ class Tick:
     answers: dict[str, list[str]] = field(default_factory=dict)
     summaries: dict[str, str] = field(default_factory=dict)
     outcomes: dict[str, CheckOutcome] = field(default_factory=dict)
+    report: Any = None  # the tick's run of every watched check (recorded on a transition)
 
     def add(self, outcome: CheckOutcome) -> None:
         self.samples.setdefault(outcome.id, []).append(sample_of(outcome.status))
@@ -127,6 +128,7 @@ class WatchEngine:
         evenly over ``spread`` seconds."""
         tick = Tick(at=self._clock())
         report = await self.runner.run(self.check_ids)
+        tick.report = report
         for outcome in report.outcomes:
             if outcome.id in self.tracks:
                 tick.add(outcome)

@@ -294,7 +294,7 @@ class WatchJob:
         self.row = await asyncio.to_thread(store.watch, row.id)
         incident = await self._incident()
         if headline.name != previous.name and headline.name != WATCHING:
-            await self._transition(previous, incident)
+            await self._transition(previous, incident, tick)
         await self._tickets(incident, headline, previous)
         await self._update(incident)
         return True
@@ -362,18 +362,36 @@ class WatchJob:
         text, blocks = message(self.view(incident))
         await self.services.outbound.update(self.row.channel_id, self.row.message_ts, text, blocks)
 
-    async def _transition(self, previous: Headline, incident: Any) -> None:
+    async def _transition(self, previous: Headline, incident: Any, tick: Any) -> None:
         engine = self.engine
         assert engine is not None
         head = engine.headline
         if incident is not None:
+            store = self.services.store()
+            ref = f"watch:{self.row.id}"
+            if tick.report is not None:
+                from bot.incident.store import watch_actor
+
+                # The run that showed the change is the incident's evidence of it: summaries
+                # and exports read each check's state from recorded runs, so without it a
+                # recovered hop would still be summarised as failing.
+                run_id = await asyncio.to_thread(
+                    store.record_run,
+                    tick.report.to_json(),
+                    incident_id=incident.id,
+                    channel=self.row.channel_id,
+                    requested_by=watch_actor(self.row.id),
+                    on_timeline=False,
+                    now=self.services.clock(),
+                )
+                ref = f"{ref} run:{run_id}"
             await asyncio.to_thread(
-                self.services.store().add_timeline,
+                store.add_timeline,
                 incident.id,
                 "watch",
                 f"Watch #{self.row.id}: {TITLES[previous.name].lower()} → "
                 f"{TITLES[head.name].lower()} ({head.detail})",
-                ref=f"watch:{self.row.id}",
+                ref=ref,
                 now=self.services.clock(),
             )
         if head.name in ANNOUNCED and self.row.message_ts:

@@ -20,6 +20,7 @@ from bot.incident.store import (
     InvalidTransition,
     StaleSession,
     StoreError,
+    watch_actor,
 )
 from tests.doubles import REPO
 
@@ -367,3 +368,31 @@ def test_pruning_request_keys_keeps_the_one_incident_per_result_guard(tmp_path):
     store.prune_requests(then + timedelta(days=2))
     assert store.claim_request("cmd:T:trigger")  # old command keys are forgotten
     assert not store.claim_request("declare:run:7")  # a second incident stays impossible
+
+
+def test_a_watch_run_is_evidence_but_not_the_diagnose_to_follow(store):
+    """The run a watch records at a recovery updates each check's state; 'the latest
+    diagnose' (what a new watch follows, the Home tab lists) is still the person's."""
+    incident = store.declare_incident("Registry 404s", channel_id="C1", commander="U1", now=T0)
+    person = store.record_run(
+        report(("routing.listener-rules", "routing", "fail")),
+        incident_id=incident.id,
+        channel="C1",
+        requested_by="U1",
+        now=T0,
+    )
+    store.record_run(
+        report(("routing.listener-rules", "routing", "pass")),
+        incident_id=incident.id,
+        channel="C1",
+        requested_by=watch_actor(1),
+        on_timeline=False,
+        now=T0 + timedelta(minutes=5),
+    )
+    [state] = store.check_states(incident.id)
+    assert state.status == "pass"
+    assert store.latest_run_in_channel("C1").id == person
+    assert [r.id for r in store.runs(incident.id, people_only=True)] == [person]
+    assert len(store.runs(incident.id)) == 2
+    diagnoses = [e for e in store.timeline(incident.id) if e.kind == "diagnose"]
+    assert len(diagnoses) == 1

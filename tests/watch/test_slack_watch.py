@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from datetime import UTC, datetime
 
+from bot.incident.summaries import build_summary
 from bot.sandbox.slack import DEFAULT_CHANNEL_ID
 from bot.slack.server import BotServer
 from bot.watch.supervisor import supervisor_for
@@ -89,6 +91,18 @@ def test_a_fix_mid_watch_is_recovered_within_n_plus_one_ticks_and_offers_monitor
     assert entries[1].startswith("Watch #1: watching → failing (every recent result fails)")
     assert entries[2].startswith("Watch #1: failing → recovered (3 consecutive passes since")
     assert len(entries) == 3
+    # The run that showed the recovery is on record: the incident's summary no longer names the
+    # fixed hop as failing, and the diagnoses counted are still the people's.
+    watched = {"routing.listener-rules[mlflow-direct]", "app.route-probe[mlflow-direct]"}
+
+    def recovered_summary():
+        now = build_summary(store, incident.id, datetime.now(UTC), since_last_summary=False)
+        return None if watched & {s.check_id for s in now.failing} else now
+
+    summary = wait_for("the recovery on record", recovered_summary)
+    assert watched <= {s.check_id for s in summary.states}
+    assert "listener-rules" not in summary.first_failure_line(markdown=False)
+    assert summary.changes.runs == 1
 
     # Stopped: the message keeps the final state and the strip, and stops changing.
     chat.command("watch stop")
