@@ -26,7 +26,7 @@ PAGE = 5000  # events asked per call (CloudWatch answers at most 10,000, or 1 MB
 # of each; redacting and folding them is the check's main cost.
 MAX_EVENTS = 2000
 MAX_CALLS = 8
-_FIRST_SLICE = 1 / 64  # of the window: the newest minute or so first
+_FIRST_SLICE = 1 / 16  # of the window: the newest few minutes first
 _FILL = 0.7  # aim a slice at this share of a page, so a denser stretch still fits
 # ...or, nearer the budget, at this share of what it still wants: every event read is parsed
 # (botocore) and redacted, and what is past the budget is only trimmed again.
@@ -64,8 +64,15 @@ async def read_newest(
     read = WindowRead(start_ms=start_ms, end_ms=end_ms, read_from_ms=end_ms + 1)
     span = max(1, int((end_ms - start_ms) * _FIRST_SLICE))
     end = end_ms
+    # The complete older part of a slice that overflowed, oldest first: every event in
+    # [held_lo, held_hi]. Read again it would be the same events; it is used once the slice
+    # just after it has been read whole.
+    held: list[dict[str, Any]] = []
+    held_lo = held_hi = 0
     while end >= start_ms and read.calls < max_calls and len(read.events) < max_events:
         lo = max(start_ms, end - span + 1)
+        if held and lo != held_hi + 1:
+            held = []  # a gap between them: what is held is not next
         params: dict[str, Any] = {
             "logGroupName": group,
             "startTime": lo,
@@ -86,7 +93,15 @@ async def read_newest(
             last = events[-1]["timestamp"]
             per_ms = len(events) / max(1, last - lo + 1)
             narrower = max(1, int(page * _FILL / per_ms))
-            span = end - max(end - narrower + 1, last) + 1
+            next_lo = max(end - narrower + 1, last)
+            older = [e for e in events if e["timestamp"] < last]  # [lo, last - 1], whole
+            if next_lo == last and older:
+                # The newer part starts where this page's whole part ends: keep the page.
+                held_lo = lo if not held else held_lo
+                held, held_hi = held + older, last - 1
+            else:
+                held = []
+            span = end - next_lo + 1
             continue
         if token:
             # A page within one millisecond (a burst), or one CloudWatch cut short: page
@@ -103,6 +118,9 @@ async def read_newest(
             return read
         read.read_from_ms = lo
         end = lo - 1
+        if held and held_hi == end:
+            read.events.extend(reversed(held))
+            read.read_from_ms, end, held = held_lo, held_lo - 1, []
         # Grow the next slice towards what the budget still wants (within a page) at this
         # density.
         per_ms = len(events) / span

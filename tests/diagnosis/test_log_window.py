@@ -86,3 +86,20 @@ def test_a_burst_in_one_millisecond_is_paged_through_and_the_calls_stay_bounded(
     assert read.calls <= 4
     assert len(read.events) == 2_500
     assert not read.complete  # the budget of calls ended before the rest of the hour
+
+
+def test_a_page_that_overflowed_is_used_not_read_again(logs):
+    """The newest minute quiet, the rest of the hour dense (a service that just stopped
+    logging): the slice that overflows gives its older part whole, so once the newer part is
+    read the budget is met without asking for those events a second time."""
+    client, caller = logs
+    rng = random.Random(3)
+    stamps = [rng.randint(END - HOUR, END - 60_000) for _ in range(40_000)]
+    _put(client, "a", stamps[:20_000])
+    _put(client, "b", stamps[20_000:])
+    read = _read(caller, max_events=2_000)
+    assert read.calls <= 3
+    assert not read.complete
+    newest = sorted((t for t in stamps if t >= read.read_from_ms), reverse=True)
+    assert [e["timestamp"] for e in read.events] == newest
+    assert 1_500 < len(newest) <= 2_000
