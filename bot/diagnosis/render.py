@@ -98,12 +98,13 @@ def _record(item: dict[str, Any]) -> str:
 
 
 # Where the evidence a view leaves out can be read: Slack has the thread, the terminal --json.
-MORE_IN_THREAD = "in the thread and the log"
+# Where the evidence a view leaves out can be read: every run is recorded whole.
+MORE_IN_LOG = "kept in the incident log"
 MORE_IN_JSON = "in hokusai diagnose --json"
 
 
 def evidence_lines(
-    evidence: dict[str, Any], limit: int = MAX_EVIDENCE_LINES, *, more: str = MORE_IN_THREAD
+    evidence: dict[str, Any], limit: int = MAX_EVIDENCE_LINES, *, more: str = MORE_IN_LOG
 ) -> list[str]:
     """Evidence as ``key: value`` lines, the most useful first, cut to ``limit`` lines.
 
@@ -124,7 +125,8 @@ def evidence_lines(
             items.append([f"{key}: {_value(value)}"])
     lines = [line for item in items[:limit] for line in item]
     if len(items) > limit:
-        lines.append(f"({len(items) - limit} more evidence field(s) {more})")
+        left = len(items) - limit
+        lines.append(f"({left} more evidence field{'' if left == 1 else 's'} {more})")
     return lines
 
 
@@ -271,8 +273,28 @@ def _listing(title: str, outcomes: Sequence[CheckOutcome], limit: int, rest: str
 
 
 def _footer(outcomes: Sequence[CheckOutcome], duration_ms: int) -> dict[str, Any]:
-    text = f"{_counts(outcomes)} · {len(outcomes)} checks in {duration_ms} ms · read-only"
+    n = len(outcomes)
+    text = f"{_counts(outcomes)} · {n} check{'' if n == 1 else 's'} in {duration_ms} ms · read-only"
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+FIX_NOTE = "review it, then run it yourself: Hokusai only reads"
+
+
+def fix_command(result: Any) -> str | None:
+    """The ready-to-run command a check offers for what it found, if any (``fix`` evidence)."""
+    fix = (result.evidence or {}).get("fix")
+    return fix if isinstance(fix, str) and fix else None
+
+
+def _shown_evidence(result: Any) -> dict[str, Any]:
+    """The evidence to list: the fix has its own line."""
+    return {k: v for k, v in (result.evidence or {}).items() if k != "fix"}
+
+
+def _fix_lines(result: Any) -> list[str]:
+    fix = fix_command(result)
+    return [f"_Fix ({FIX_NOTE}):_", f"```{fix}```"] if fix else []
 
 
 def _outcome_section(outcome: CheckOutcome) -> dict[str, Any]:
@@ -280,7 +302,8 @@ def _outcome_section(outcome: CheckOutcome) -> dict[str, Any]:
     lines = [outcome_line(outcome)]
     if result.hint:
         lines.append(f"_Next:_ {result.hint}")
-    evidence = evidence_lines(result.evidence, limit=8)
+    lines += _fix_lines(result)
+    evidence = evidence_lines(_shown_evidence(result), limit=8)
     if evidence:
         lines.append("```" + "\n".join(evidence) + "```")
     return _section("\n".join(lines))
@@ -288,7 +311,7 @@ def _outcome_section(outcome: CheckOutcome) -> dict[str, Any]:
 
 def _counts(outcomes: Sequence[CheckOutcome]) -> str:
     parts = []
-    for status in [s for s in _SEVERITY if s is not Status.SKIPPED]:
+    for status in _SEVERITY:  # every status, so the counts add up to the checks
         n = sum(1 for o in outcomes if o.status == status)
         if n:
             parts.append(f"{n} {status}")
@@ -302,7 +325,8 @@ def detail_text(outcomes: Sequence[CheckOutcome]) -> str:
         lines = [outcome_line(outcome)]
         if outcome.result.hint:
             lines.append(f"_Next:_ {outcome.result.hint}")
-        evidence = evidence_lines(outcome.result.evidence, limit=6)
+        lines += _fix_lines(outcome.result)
+        evidence = evidence_lines(_shown_evidence(outcome.result), limit=6)
         if evidence:
             lines.append("```" + "\n".join(evidence) + "```")
         sections.append("\n".join(lines))
@@ -338,7 +362,10 @@ def terminal_report(report: Any, *, color: bool = False) -> str:
         if outcome.status.is_problem:
             if outcome.result.hint:
                 lines.append(f"    next: {outcome.result.hint}")
-            evidence = evidence_lines(outcome.result.evidence, 8, more=MORE_IN_JSON)
+            fix = fix_command(outcome.result)
+            if fix:
+                lines.append(f"    fix ({FIX_NOTE}): {fix}")
+            evidence = evidence_lines(_shown_evidence(outcome.result), 8, more=MORE_IN_JSON)
             lines += [f"    {line}" for line in evidence]
     lines += ["", f"Verdict: {report.verdict}"]
     return "\n".join(lines)

@@ -42,8 +42,8 @@ def test_the_cli_report_never_mentions_a_thread() -> None:
     _, blocks, _ = report_blocks(report, target="registry.hokus.ai")
 
     assert "thread" not in printed.lower()
-    assert "(4 more evidence field(s) in hokusai diagnose --json)" in printed
-    assert "in the thread" in str(blocks)  # Slack's view does have one
+    assert "(4 more evidence fields in hokusai diagnose --json)" in printed
+    assert "(4 more evidence fields kept in the incident log)" in str(blocks)
 
 
 def test_the_slack_message_says_its_verdict_once() -> None:

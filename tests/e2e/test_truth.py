@@ -13,6 +13,7 @@ import pytest
 
 from bench.truth import EXACT, grade
 from bot.diagnosis.checks.base import Status
+from bot.diagnosis.render import report_blocks, terminal_report
 from bot.sandbox.world import expected_cause, shape_scenarios
 
 SHAPES = ("hokusai", "compact")
@@ -85,6 +86,12 @@ def test_a_security_group_dropping_the_load_balancer_explains_the_timeouts(diagn
     assert report.cause.confidence == "confirmed"
     targets = report.first_failure.result.evidence["target_groups"][0]["targets"]
     assert {t["reason"] for t in targets} == {"Target.Timeout"}
+    # The final view leads with the cause and the command that opens the path.
+    _, blocks, _ = report_blocks(report, target="the registry")
+    shown = json.dumps(blocks)
+    assert "Fix (review it, then run it yourself: Hokusai only reads)" in shown
+    assert "aws ec2 authorize-security-group-ingress --region" in shown
+    assert "aws ec2 authorize-security-group-ingress" in terminal_report(report)
 
 
 # -- 2. auth refusals belong to the auth hop ----------------------------------------------------

@@ -293,10 +293,15 @@ async def security_groups(ctx: CheckContext) -> CheckResult:
                 f"{', '.join(first['to_groups'])} ({first['to']}) on tcp/{first['port']}"
             )
         more = f" (+{len(blocked) - 1} more blocked)" if len(blocked) > 1 else ""
+        if not first["inbound_allowed"]:
+            hint = f"add an ingress rule for tcp/{first['port']} from the source security group"
+        else:
+            hint = f"add an egress rule for tcp/{first['port']} to the destination security group"
         return CheckResult.failed(
             f"{first['from']} cannot reach {first['to']}: {why}{more}",
             Classification.INFRASTRUCTURE,
-            hint=f"add an ingress rule for tcp/{first['port']} from the source security group",
+            hint=hint,
+            fix=_rule_fix(first, ctx.env.region),
             **evidence,
         )
     if acl_warnings:
@@ -309,6 +314,22 @@ async def security_groups(ctx: CheckContext) -> CheckResult:
     return CheckResult.passed(
         f"security groups allow all {len(results)} paths ({hops})",
         **evidence,
+    )
+
+
+def _rule_fix(path: dict[str, Any], region: str) -> str:
+    """The AWS CLI command that opens ``path`` (for a person to review and run, never run):
+    an ingress rule on the destination's first group from the source's first group, or the
+    egress rule the source lacks."""
+    port, source, dest = path["port"], path["from_groups"][0], path["to_groups"][0]
+    if not path["inbound_allowed"]:
+        verb, group, peer = "ingress", dest, source
+    else:
+        verb, group, peer = "egress", source, dest
+    return (
+        f"aws ec2 authorize-security-group-{verb} --region {region} --group-id {group} "
+        f"--ip-permissions 'IpProtocol=tcp,FromPort={port},ToPort={port},"
+        f"UserIdGroupPairs=[{{GroupId={peer}}}]'"
     )
 
 

@@ -50,3 +50,36 @@ def test_a_network_acl_denying_the_port_is_a_warning():
         result = run_check(w, "network.security-groups")
     assert result.status is Status.WARN, result.summary
     assert f"network ACL {acl} on {subnet} denies tcp/5000" in result.summary
+
+
+def test_a_blocked_path_comes_with_the_command_that_opens_it():
+    """The fix names the destination group, the source group and the port; run (here through
+    boto3, with the same arguments) it opens the path and the check passes."""
+    import re
+
+    with world("sg-blocked") as w:
+        result = run_check(w, "network.security-groups")
+        assert result.status is Status.FAIL
+        fix = result.evidence["fix"]
+        shape = re.fullmatch(
+            r"aws ec2 authorize-security-group-ingress --region (\S+) --group-id (sg-\w+) "
+            r"--ip-permissions 'IpProtocol=tcp,FromPort=(\d+),ToPort=\3,"
+            r"UserIdGroupPairs=\[\{GroupId=(sg-\w+)\}\]'",
+            fix,
+        )
+        assert shape, fix
+        region, group, port, peer = shape.groups()
+        assert (region, int(port)) == (w.env.region, 5000)
+        assert f"{group} (hokusai-mlflow-development) does not admit {peer}" in result.summary
+        w.session.client("ec2").authorize_security_group_ingress(
+            GroupId=group,
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": int(port),
+                    "ToPort": int(port),
+                    "UserIdGroupPairs": [{"GroupId": peer}],
+                }
+            ],
+        )
+        assert run_check(w, "network.security-groups").status is Status.PASS
