@@ -34,6 +34,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/ack_latency.py
+	$(BIN)/python bench/ack_latency.py --burst
 	$(BIN)/python bench/diagnose.py
 	$(BIN)/python bench/redaction.py
 	$(BIN)/python bench/incidents.py
