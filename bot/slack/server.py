@@ -217,21 +217,30 @@ class _GracefulServer(uvicorn.Server):
             self._captured_signals.clear()
 
 
+# Collections of the middle generation between two full ones (Python's default: 10).
+FULL_COLLECTION_EVERY = 100
+
+
 def settle_process() -> None:
     """Ready a long-running bot process to answer Slack quickly while diagnoses run.
 
     - When AWS and CPU threads are busy, the loop thread asks for the interpreter back after
       1 ms instead of Python's default 5 ms: acks wait less behind a burst of diagnoses.
     - The CA bundle is loaded now, not by the first diagnose on the loop.
-    - What start-up built (modules, AWS service models, the app) is moved out of the garbage
+    - What start-up built (modules, the app and its settings) is moved out of the garbage
       collector's sight: a full collection walks every tracked object while holding the
       interpreter, about 100 ms with the bot's imports, and during a burst of diagnoses those
-      pauses were the slowest acks. Objects made later are collected as usual.
+      pauses were the slowest acks. Objects made later are collected as usual, but a full
+      collection comes after 100 younger ones instead of 10: with the AWS clients and models
+      the first diagnoses build, each still takes ~100 ms, and a burst of 50 diagnoses met
+      six of them (one now), at ~5 MB more resident memory.
     """
     sys.setswitchinterval(LOOP_SWITCH_INTERVAL)
     client_context()
     gc.collect()
     gc.freeze()
+    gen0, gen1, _ = gc.get_threshold()
+    gc.set_threshold(gen0, gen1, FULL_COLLECTION_EVERY)
 
 
 async def serve_forever(
