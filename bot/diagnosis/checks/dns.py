@@ -12,6 +12,7 @@ import dns.nameserver
 import dns.resolver
 
 from bot.diagnosis.checks.base import CheckContext, CheckResult, Classification, check
+from bot.diagnosis.checks.edge import configured_load_balancers
 
 _RESOLVER_LIFETIME = 4.0
 
@@ -213,7 +214,12 @@ async def route53_alias(ctx: CheckContext) -> CheckResult:
             record={"name": record["Name"], "type": record["Type"], "values": values},
         )
     wanted = normalise_dns_name(target)
-    lbs = await all_load_balancers(ctx)
+    # The configured load balancers first (read by name, and shared with the edge and network
+    # checks): the alias is almost always one of them. Only when it is not is every load
+    # balancer in the region listed, to tell another one from a deleted one.
+    lbs = await configured_load_balancers(ctx)
+    if wanted not in {normalise_dns_name(lb["DNSName"]) for lb in lbs}:
+        lbs = await all_load_balancers(ctx)
     by_dns = {normalise_dns_name(lb["DNSName"]): lb for lb in lbs}
     configured = set(ctx.env.load_balancers)
     evidence = {
