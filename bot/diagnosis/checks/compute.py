@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from bot.config import EcsService, Environment
 from bot.diagnosis import cloud_map as cloud_map_reads
+from bot.diagnosis.aws_cache import gather_bounded
 from bot.diagnosis.checks.base import CheckContext, CheckResult, Classification, check
 from bot.redaction import default_redactor, secret_key_kind, shown_placeholder
 
@@ -718,21 +719,26 @@ def placeholder_findings(container: dict[str, Any]) -> list[ConfigFinding]:
 async def _service_containers(ctx: CheckContext) -> dict[str, dict[str, Any]]:
     """Each configured service's main container (services that exist), with the Cloud Map
     services its tasks register in (``_registries``: Cloud Map service ids)."""
-    out = {}
-    for spec in ctx.env.ecs.services:
+
+    async def one(spec: Any) -> dict[str, Any] | None:
         service = await describe_service(ctx, spec.name)
-        if service is not None:
-            td = await describe_task_definition(ctx, service["taskDefinition"])
-            out[spec.name] = {
-                **main_container(td, spec),
-                "_revision": f"{td['family']}:{td['revision']}",
-                "_registries": [
-                    r["registryArn"].rsplit("/", 1)[-1]
-                    for r in service.get("serviceRegistries", [])
-                    if r.get("registryArn")
-                ],
-            }
-    return out
+        if service is None:
+            return None
+        td = await describe_task_definition(ctx, service["taskDefinition"])
+        return {
+            **main_container(td, spec),
+            "_revision": f"{td['family']}:{td['revision']}",
+            "_registries": [
+                r["registryArn"].rsplit("/", 1)[-1]
+                for r in service.get("serviceRegistries", [])
+                if r.get("registryArn")
+            ],
+        }
+
+    # The services are read together: one after another, each was two round trips more.
+    specs = list(ctx.env.ecs.services)
+    found = await gather_bounded(one(spec) for spec in specs)
+    return {spec.name: c for spec, c in zip(specs, found, strict=True) if c is not None}
 
 
 def _registered_by(
