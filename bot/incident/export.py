@@ -98,7 +98,8 @@ def gather(
     with store.session():
         incident = store.incident(incident_id)
         runs = sorted(store.runs(incident_id, limit=MAX_RUNS_LISTED), key=lambda r: r.id)
-        named = [r for r in runs if r.first_failure_id or r.cause]
+        # What a person's diagnose named: a watch's run covers only the checks it follows.
+        named = [r for r in runs if (r.first_failure_id or r.cause) and not r.by_watch]
         failures = store.last_failures(incident_id)
         # The finding the last diagnosis named; runs that named none: the earliest failing hop.
         cause_finding = first_failing_hop(failures)
@@ -327,7 +328,7 @@ class _Report:
     def detection(self) -> list[str]:
         inc = self.inc
         out = ["## Detection", ""]
-        before = [r for r in self.data.runs if r.started_at <= inc.started_at]
+        before = [r for r in self.data.runs if r.started_at <= inc.started_at and not r.by_watch]
         declared = self.entries("declared")
         by = self.who(declared[0].actor if declared else inc.commander)
         where = self.channel(inc.origin_channel_id) if inc.origin_channel_id else "Slack"

@@ -58,6 +58,6 @@ def people_of(store: IncidentStore, incident: Incident) -> list[str]:
         ids = [incident.commander, incident.comms, incident.scribe]
         ids += [e.actor for e in timeline]
         ids += [m for e in timeline for m in _MENTION.findall(e.text)]
-        ids += [r.requested_by for r in store.runs(incident.id, limit=50)]
+        ids += [r.requested_by for r in store.runs(incident.id, limit=50, people_only=True)]
         ids += [t.linked_by for t in store.tickets(incident.id)]
     return [i for i in dict.fromkeys(ids) if i]

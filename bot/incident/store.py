@@ -238,12 +238,15 @@ class Incident(_FromRow):
         return (self.resolved_at or now) - self.started_at
 
 
+_WATCH_ACTOR = "watch #"
+
+
 def watch_actor(watch_id: int) -> str:
     """``requested_by`` of the runs a watch records when it sees a change."""
-    return f"watch #{watch_id}"
+    return f"{_WATCH_ACTOR}{watch_id}"
 
 
-_BY_PEOPLE = "(requested_by IS NULL OR requested_by NOT LIKE 'watch #%')"
+_BY_PEOPLE = f"(requested_by IS NULL OR requested_by NOT LIKE '{_WATCH_ACTOR}%')"
 
 
 @dataclass(frozen=True)
@@ -263,6 +266,11 @@ class DiagnoseRun(_FromRow):
     verdict: str | None
     requested_by: str | None
     cause: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def by_watch(self) -> bool:
+        """Recorded by a watch at a change: evidence of it, not a diagnose a person ran."""
+        return (self.requested_by or "").startswith(_WATCH_ACTOR)
 
 
 @dataclass(frozen=True)

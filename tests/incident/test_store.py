@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.incident.migrations import MIGRATIONS, apply_migrations
+from bot.incident.people import people_of
 from bot.incident.store import (
     IncidentExists,
     IncidentStore,
@@ -393,6 +394,8 @@ def test_a_watch_run_is_evidence_but_not_the_diagnose_to_follow(store):
     assert state.status == "pass"
     assert store.latest_run_in_channel("C1").id == person
     assert [r.id for r in store.runs(incident.id, people_only=True)] == [person]
-    assert len(store.runs(incident.id)) == 2
+    assert [r.by_watch for r in store.runs(incident.id)] == [True, False]
     diagnoses = [e for e in store.timeline(incident.id) if e.kind == "diagnose"]
     assert len(diagnoses) == 1
+    # Nobody named "watch #1" is looked up on Slack for the report.
+    assert "watch #1" not in people_of(store, store.incident(incident.id))
