@@ -112,8 +112,8 @@ def evidence_lines(
     """
     items: list[list[str]] = []  # one item per evidence key: a record list stays whole
     for key, value in evidence.items():
-        if value in (None, "", [], {}):
-            continue
+        if value in (None, "", [], {}) or key == "fix":
+            continue  # empty, or the fix, which every view shows on its own line
         if isinstance(value, list) and value and all(isinstance(v, (str, int)) for v in value):
             items.append([f"{key}: {', '.join(str(v) for v in value[:10])}"])
         elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
@@ -287,11 +287,6 @@ def fix_command(result: Any) -> str | None:
     return fix if isinstance(fix, str) and fix else None
 
 
-def _shown_evidence(result: Any) -> dict[str, Any]:
-    """The evidence to list: the fix has its own line."""
-    return {k: v for k, v in (result.evidence or {}).items() if k != "fix"}
-
-
 def _fix_lines(result: Any) -> list[str]:
     fix = fix_command(result)
     return [f"_Fix ({FIX_NOTE}):_", f"```{fix}```"] if fix else []
@@ -303,7 +298,7 @@ def _outcome_section(outcome: CheckOutcome) -> dict[str, Any]:
     if result.hint:
         lines.append(f"_Next:_ {result.hint}")
     lines += _fix_lines(result)
-    evidence = evidence_lines(_shown_evidence(result), limit=8)
+    evidence = evidence_lines(result.evidence, limit=8)
     if evidence:
         lines.append("```" + "\n".join(evidence) + "```")
     return _section("\n".join(lines))
@@ -326,7 +321,7 @@ def detail_text(outcomes: Sequence[CheckOutcome]) -> str:
         if outcome.result.hint:
             lines.append(f"_Next:_ {outcome.result.hint}")
         lines += _fix_lines(outcome.result)
-        evidence = evidence_lines(_shown_evidence(outcome.result), limit=6)
+        evidence = evidence_lines(outcome.result.evidence, limit=6)
         if evidence:
             lines.append("```" + "\n".join(evidence) + "```")
         sections.append("\n".join(lines))
@@ -365,7 +360,7 @@ def terminal_report(report: Any, *, color: bool = False) -> str:
             fix = fix_command(outcome.result)
             if fix:
                 lines.append(f"    fix ({FIX_NOTE}): {fix}")
-            evidence = evidence_lines(_shown_evidence(outcome.result), 8, more=MORE_IN_JSON)
+            evidence = evidence_lines(outcome.result.evidence, 8, more=MORE_IN_JSON)
             lines += [f"    {line}" for line in evidence]
     lines += ["", f"Verdict: {report.verdict}"]
     return "\n".join(lines)
