@@ -196,6 +196,11 @@ class _FromRow:
     def from_row(cls: type[_T], row: dict[str, Any]) -> _T:
         return _from_row(cls, row)
 
+    @classmethod
+    def first(cls: type[_T], rows: Sequence[dict[str, Any]]) -> _T | None:
+        """The first of ``rows`` as this class; None when there are none."""
+        return _from_row(cls, rows[0]) if rows else None
+
 
 @dataclass(frozen=True)
 class Incident(_FromRow):
@@ -733,7 +738,7 @@ class IncidentStore:
                 [channel_id],
             )
         )
-        return Incident.from_row(rows[0]) if rows else None
+        return Incident.first(rows)
 
     def incident(self, incident_id: int) -> Incident:
         """The incident with this id; ``UnknownIncident`` if there is none."""
@@ -754,7 +759,7 @@ class IncidentStore:
             f"ORDER BY status IN {_CLOSED_SQL}, id DESC LIMIT 1",
             [channel_id],
         )
-        return Incident.from_row(rows[0]) if rows else None
+        return Incident.first(rows)
 
     def list_incidents(self, *, open_only: bool = False, limit: int = 50) -> list[Incident]:
         """Incidents, newest first (reserved ones still waiting for a channel left out)."""
@@ -1621,7 +1626,7 @@ class IncidentStore:
                 "SELECT * FROM watches WHERE channel_id = ? AND status = 'active'", [channel_id]
             )
         )
-        return WatchRow.from_row(rows[0]) if rows else None
+        return WatchRow.first(rows)
 
     def watch(self, watch_id: int) -> WatchRow:
         rows = self._rows("SELECT * FROM watches WHERE id = ?", [watch_id])
@@ -1690,7 +1695,7 @@ class IncidentStore:
             " ORDER BY id DESC LIMIT 1",
             [channel_id],
         )
-        return DiagnoseRun.from_row(rows[0]) if rows else None
+        return DiagnoseRun.first(rows)
 
     # -- dedupe and leases -------------------------------------------------------------------
 
