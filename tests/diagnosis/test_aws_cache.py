@@ -18,11 +18,7 @@ LOG_KEY = "AWSLogs/123456789012/elasticloadbalancing/us-east-1/a.log"
 
 
 @pytest.fixture
-def caller(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+def caller(fake_aws):
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket="hokusai-access-logs")

@@ -20,11 +20,7 @@ HOUR = 3_600_000
 
 
 @pytest.fixture
-def logs(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
+def logs(fake_aws):
     with mock_aws():
         client = boto3.client("logs", region_name=REGION)
         client.create_log_group(logGroupName=GROUP)

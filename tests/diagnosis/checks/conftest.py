@@ -43,15 +43,6 @@ def env(public_dns) -> Environment:
     return seed.model_copy(update={"dns": DnsSettings(nameservers=[public_dns.address])})
 
 
-@pytest.fixture
-def fake_aws(monkeypatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def _no_internet(request: httpx.Request) -> httpx.Response:
     raise httpx.ConnectError(f"tests do not reach {request.url.host}", request=request)
 
