@@ -225,9 +225,9 @@ async def _act(
         return Reply(f":memo: Noted on the timeline of #{incident.id}.")
     if args.action == "timeline":
         return await timeline_reply(services, incident)
-    if args.action == "export":
+    if args.action == "export" or args.export:  # `summary export` is the same report
         return await export(services, req, incident)
-    return await summary(services, req, incident, export=args.export)
+    return await summary(services, req, incident)
 
 
 def _incident_here(store: IncidentStore, channel_id: str, closed_too: bool) -> Incident | None:
@@ -622,26 +622,14 @@ async def export(services: Services, req: CommandRequest, incident: Incident) ->
     return None
 
 
-async def summary(
-    services: Services, req: CommandRequest, incident: Incident, *, export: bool
-) -> Reply | None:
+async def summary(services: Services, req: CommandRequest, incident: Incident) -> Reply | None:
     """Post the summary where asked, unless nothing changed since the last one (then only the
-    asker sees it again); with ``export``, share the Markdown report with one line."""
+    asker sees it again)."""
     from bot.incident.summaries import build_summary
     from bot.slack.scheduler import post_summary
 
     now = services.clock()
     store = services.store()
-    if export:
-        report = await report_for(services, incident)
-        await services.outbound.upload(
-            req.channel_id,
-            export_filename(incident),
-            report,
-            title=f"Post-incident report #{incident.id}",
-            comment=f":page_facing_up: Post-incident report of #{incident.id} {incident.title}",
-        )
-        return None
     ts = await post_summary(
         services,
         incident.id,
