@@ -160,10 +160,9 @@ async def create(
         )
     store = services.store()
     findings = await asyncio.to_thread(store.findings, incident.id, failing_only=True)
-    body = services.outbound.scrub(ticket_body(incident, findings))
     try:
-        # The tracker is outside the process: its title passes the choke point like the body.
-        ticket = await provider.create(services.outbound.scrub(title), body)
+        # The provider redacts what it sends (bot.tickets.base.outgoing).
+        ticket = await provider.create(title, ticket_body(incident, findings))
     except TrackerError as exc:
         return Reply(f":warning: {exc}. No ticket was created; the incident log is unchanged.")
     link_row = await asyncio.to_thread(

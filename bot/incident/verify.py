@@ -234,7 +234,7 @@ async def _call_out(
     text = persists_text(link, result.failing, trigger=trigger)
     await services.outbound.post(incident.channel_id, text)
     try:
-        await provider.comment(link.key, services.outbound.scrub(plain_text(text)))
+        await provider.comment(link.key, plain_text(text))
     except TrackerError as exc:
         if trigger == POLLED:
             await services.outbound.post(

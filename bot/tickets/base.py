@@ -110,6 +110,15 @@ class TicketProvider(Protocol):
     async def get(self, key: str) -> Ticket: ...
 
 
+def outgoing(text: str) -> str:
+    """Text leaving for a tracker: redacted, the bot's own mentions and links as plain text.
+    Every provider passes titles, descriptions and comments through here, so no caller can
+    forget to (the tracker is outside the process, like Slack)."""
+    from bot.outbound import scrub
+
+    return scrub(text)
+
+
 def tracker_detail(text: object) -> str:
     """A tracker's own error text, fit for a Slack line: one line, redacted, bounded."""
     line = " ".join(str(text).split())

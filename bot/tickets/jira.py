@@ -20,6 +20,7 @@ from bot.tickets.base import (
     Ticket,
     TrackerError,
     error_for_status,
+    outgoing,
     tracker_detail,
     transport_error,
     with_retries,
@@ -170,6 +171,7 @@ class JiraProvider:
 
     async def create(self, title: str, body: str) -> Ticket:
         """Create an issue in the project; its key (``OPS-12``) is returned."""
+        title, body = outgoing(title), outgoing(body)
         fields = {
             "project": {"key": self.project},
             "summary": title[:250],
@@ -200,7 +202,7 @@ class JiraProvider:
             "POST",
             f"/rest/api/3/issue/{key}/comment",
             f"comment on {key}",
-            json={"body": to_adf(body)},
+            json={"body": to_adf(outgoing(body))},
         )
 
     async def get(self, key: str) -> Ticket:

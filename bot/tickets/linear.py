@@ -21,6 +21,7 @@ from bot.tickets.base import (
     Ticket,
     TrackerError,
     error_for_status,
+    outgoing,
     retry_after,
     retry_after_seconds,
     tracker_detail,
@@ -133,7 +134,7 @@ class LinearProvider:
         team = await self._team()
         data = await self._call(
             ISSUE_CREATE,
-            {"input": {"teamId": team, "title": title, "description": body}},
+            {"input": {"teamId": team, "title": outgoing(title), "description": outgoing(body)}},
             "create an issue",
         )
         result = data.get("issueCreate") or {}
@@ -146,7 +147,9 @@ class LinearProvider:
         key = self.check_key(key)
         issue = await self._issue(key)
         data = await self._call(
-            COMMENT_CREATE, {"input": {"issueId": issue["id"], "body": body}}, f"comment on {key}"
+            COMMENT_CREATE,
+            {"input": {"issueId": issue["id"], "body": outgoing(body)}},
+            f"comment on {key}",
         )
         if not (data.get("commentCreate") or {}).get("success"):
             raise TrackerError(

@@ -84,10 +84,8 @@ async def review_tickets(
             await _comment(
                 provider,
                 link.key,
-                services.outbound.scrub(
-                    f"Hokusai watch #{row.id}: {', '.join(checks)} recovered — "
-                    f"{engine.headline.detail}."
-                ),
+                f"Hokusai watch #{row.id}: {', '.join(checks)} recovered — "
+                f"{engine.headline.detail}.",
             )
             notes.recovery_noted.append(link.key)
             continue
@@ -112,7 +110,7 @@ async def review_tickets(
         line = done_while_failing_text(link.key, ticket.status, still, engine)
         if row.message_ts:
             await services.outbound.post(row.channel_id, line, thread_ts=row.message_ts)
-        await _comment(provider, link.key, services.outbound.scrub(_plain(line)))
+        await _comment(provider, link.key, _plain(line))
         await asyncio.to_thread(
             store.add_timeline,
             incident.id,

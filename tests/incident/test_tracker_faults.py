@@ -273,3 +273,17 @@ async def test_a_jira_project_and_issue_type_that_exist_pass_the_start_up_check(
     assert await jira(trackers).settings_problem() is None
     trackers.fail_next("jira", 503, times=10)  # Jira down at start-up: start anyway
     assert await jira(trackers).settings_problem() is None
+
+
+@pytest.mark.parametrize("make", [jira, linear])
+async def test_what_a_provider_sends_is_redacted_whoever_calls_it(trackers, make):
+    """The tracker is outside the process: titles, descriptions and comments pass the choke
+    point in the provider itself, not only where a caller remembered to."""
+    secret = "hk_live_" + "".join(random.choices(string.ascii_letters + string.digits, k=32))
+    provider = make(trackers)
+    ticket = await provider.create(f"Registry 404s for {secret}", f"key {secret} in the log")
+    await provider.comment(ticket.key, f"still failing with {secret}")
+    issue = trackers.issues[ticket.key]
+    sent = f"{issue.title} {issue.description} {trackers.comments(ticket.key)}"
+    assert secret not in sent and secret[8:20] not in sent
+    assert "[redacted:hokusai-api-key]" in issue.title
